@@ -1,0 +1,1 @@
+"""The appliance around the balancer: the local cluster, systemd installation."""
