@@ -62,6 +62,29 @@ class SectionKind(enum.Enum):
 
 
 @dataclass(frozen=True)
+class Notes:
+    """One-line comments saying *why* a line is in a section, keyed by the line they explain.
+
+    A layout (:mod:`haconfig.layouts`) fills them and the renderer writes each one
+    above its line; the parser does not read comments back, so notes take no part
+    in equality. Keys are the words a line starts with: ``""`` for the section
+    header, then e.g. ``"mode"``, ``"balance"``, ``"option tcpka"``,
+    ``"timeout tunnel"``, ``"bind"``, ``"server"`` (every server line),
+    ``"server <name>"``, ``"stats socket"``, ``"default-server"``, ``"http-check"``."""
+
+    items: tuple[tuple[str, str], ...] = ()
+
+    def get(self, key: str) -> str | None:
+        for k, text in self.items:
+            if k == key:
+                return text
+        return None
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+
+@dataclass(frozen=True)
 class Directive:
     """A directive kept verbatim: accepted (and warned about) but not modelled further.
 
@@ -136,6 +159,8 @@ class Global:
     hard_stop_after: int | None = None
     other: tuple[Directive, ...] = ()
     location: Location = field(default=NOWHERE, compare=False, repr=False)
+    # Why each line is there, for the renderer (see :class:`Notes`); never compared.
+    notes: Notes = field(default=Notes(), compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -385,6 +410,8 @@ class Proxy:
     tcp_requests: tuple[Directive, ...] = ()
     other: tuple[Directive, ...] = ()
     location: Location = field(default=NOWHERE, compare=False, repr=False)
+    # Why each line is there, for the renderer (see :class:`Notes`); never compared.
+    notes: Notes = field(default=Notes(), compare=False, repr=False)
 
     # --- questions the runtime asks of a resolved proxy -------------------------------
 
@@ -431,6 +458,8 @@ class Config:
     sections: tuple[Proxy, ...] = ()
     ignored_sections: tuple[Directive, ...] = ()
     source: str = field(default="<model>", compare=False)
+    # Comment lines the renderer puts at the top of the file; never compared.
+    header: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     def __iter__(self) -> Iterator[Proxy]:
         return iter(self.sections)
@@ -531,7 +560,7 @@ def _overlay(top: T, base: T, keep: frozenset[str] = frozenset()) -> T:
         if mine is None:
             changes[f.name] = theirs
         elif dataclasses.is_dataclass(mine) and hasattr(mine, "over"):
-            changes[f.name] = mine.over(theirs)
+            changes[f.name] = mine.over(theirs) if theirs is not None else mine
         elif f.name == "other" and isinstance(mine, tuple) and not mine:
             changes[f.name] = theirs
     return replace(top, **changes)  # type: ignore[type-var]

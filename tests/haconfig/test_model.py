@@ -105,3 +105,12 @@ def test_parse_time_refuses_what_haproxy_refuses(text: str, message: str) -> Non
 def test_format_time_round_trips(ms: int) -> None:
     """The canonical spelling parses back to the same number of milliseconds."""
     assert parse_time(format_time(ms), "timeout client") == ms
+
+
+def test_default_server_in_proxy_without_one_in_defaults() -> None:
+    """A proxy's default-server resolves when its defaults section has none."""
+    d = Proxy(SectionKind.DEFAULTS, "", timeouts=Timeouts(connect=1000))
+    b = Proxy(SectionKind.BACKEND, "b", default_server=ServerParams(check=True))
+    r = Config(sections=(d, b)).resolve(b)
+    assert r.default_server == ServerParams(check=True)
+    assert r.timeouts.connect == 1000

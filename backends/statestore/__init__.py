@@ -1,0 +1,1 @@
+"""statestored: the subscriber registry, topics, heartbeats and the HA pair."""

@@ -1,0 +1,221 @@
+"""``statestored``: flags (Impala's names), ``makeService(flags)`` and ``main()``.
+
+HA port defaults follow the product documentation (seed 001): the peer's HA port
+is 24020, as the documentation says (Impala's code defaults to 24021).
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from twisted.application import internet, service
+from twisted.internet.error import CannotListenError
+from twisted.internet.protocol import Factory
+from twisted.logger import (
+    FilteringLogObserver,
+    Logger,
+    LogLevel,
+    LogLevelFilterPredicate,
+    globalLogBeginner,
+    textFileLogObserver,
+)
+
+from backends.common import web
+from backends.common.flags import FlagError, Flags, FlagSet
+from backends.common.rpc import RpcError, TlsConfig, client_endpoint, server_endpoint
+from backends.statestore import web as pages
+from backends.statestore.ha import HaConfig
+from backends.statestore.statestore import Statestore, StatestoreConfig, build_service
+
+log = Logger()
+
+
+def flag_set() -> FlagSet:
+    fs = FlagSet("statestored")
+    d = fs.define
+    d("hostname", "", "this host's name, advertised to the peer (default: the machine's name)")
+    d("listen_interface", "", "address the RPC ports listen on (default: all)")
+    d("state_store_port", 24000, "port for subscriber registrations")
+    d("webserver_port", 25010, "debug web server port (0: off)")
+    d("webserver_interface", "", "address the web server listens on (default: all)")
+    d("statestore_heartbeat_frequency_ms", 1000, "heartbeat period per subscriber")
+    d("statestore_max_missed_heartbeats", 10, "consecutive missed heartbeats until failure")
+    d("statestore_heartbeat_tcp_timeout_seconds", 3, "heartbeat RPC timeout")
+    d("statestore_update_frequency_ms", 2000, "period of non-priority topic updates")
+    d("statestore_priority_update_frequency_ms", 100, "period of membership/queue topic updates")
+    d("statestore_update_tcp_timeout_seconds", 300, "topic update RPC timeout")
+    d("statestore_max_subscribers", 10000, "most subscribers accepted")
+    d("enable_statestored_ha", False, "run as one of a primary/standby pair")
+    d("state_store_ha_port", 24020, "port of this statestored's HA service")
+    d("state_store_peer_host", "localhost", "host of the peer statestored")
+    d("state_store_peer_ha_port", 24020, "HA port of the peer statestored")
+    d("statestore_force_active", False, "take the active role in the handshake")
+    d("use_network_address_as_statestore_priority", False, "lower HA address wins, not id")
+    d("statestore_ha_preemption_wait_period_ms", 10000, "start-up wait for the peer")
+    d("statestore_ha_heartbeat_monitoring_frequency_ms", 1000, "HA heartbeat / monitor period")
+    d("statestore_ha_client_rpc_timeout_ms", 3000, "HA RPC timeout")
+    d("update_statestore_rpc_resend_interval_ms", 100, "resend period of role notifications")
+    d("statestore_update_statestore_tcp_timeout_seconds", 3, "role notification RPC timeout")
+    d("ssl_server_certificate", "", "PEM certificate: serve the RPC ports over TLS")
+    d("ssl_private_key", "", "PEM private key of --ssl_server_certificate")
+    d("ssl_client_ca_certificate", "", "PEM CA: connect to subscribers/peer over TLS")
+    d("debug_actions", "", "test hooks; DISABLE_STATESTORE_NETWORK enables the fault RPC")
+    return fs
+
+
+def _positive_ms(flags: Flags, name: str) -> float:
+    value = flags.get_int(name)
+    if value <= 0:
+        raise FlagError(f"--{name} must be positive, got {value}")
+    return value / 1000.0
+
+
+def _positive(flags: Flags, name: str) -> int:
+    value = flags.get_int(name)
+    if value <= 0:
+        raise FlagError(f"--{name} must be positive, got {value}")
+    return value
+
+
+def _port(flags: Flags, name: str, allow_zero: bool = False) -> int:
+    value = flags.get_int(name)
+    if not (0 if allow_zero else 1) <= value <= 65535:
+        raise FlagError(f"--{name} is not a port: {value}")
+    return value
+
+
+def begin_logging() -> None:
+    """Log to stderr at info and above; reconnect chatter of outbound links at warn."""
+    predicate: Any = LogLevelFilterPredicate(defaultLogLevel=LogLevel.info)
+    predicate.setLogLevelForNamespace("twisted.application._client_service", LogLevel.warn)
+    predicate.setLogLevelForNamespace("twisted.python.log", LogLevel.warn)
+    text: Any = textFileLogObserver(sys.stderr)
+    observer: Any = FilteringLogObserver(text, [predicate])
+    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+
+
+def makeService(flags: Flags, reactor: Any = None) -> service.MultiService:
+    """The statestored service tree for ``flags``; raises FlagError on a bad combination."""
+    if reactor is None:
+        from twisted.internet import reactor as global_reactor
+
+        reactor = global_reactor
+    try:
+        tls = TlsConfig.from_flags(flags)
+    except RpcError as e:
+        raise FlagError(str(e)) from None
+    config = StatestoreConfig(
+        heartbeat_interval=_positive_ms(flags, "statestore_heartbeat_frequency_ms"),
+        max_missed_heartbeats=_positive(flags, "statestore_max_missed_heartbeats"),
+        heartbeat_timeout=_positive(flags, "statestore_heartbeat_tcp_timeout_seconds"),
+        update_interval=_positive_ms(flags, "statestore_update_frequency_ms"),
+        priority_update_interval=_positive_ms(flags, "statestore_priority_update_frequency_ms"),
+        update_timeout=_positive(flags, "statestore_update_tcp_timeout_seconds"),
+        role_rpc_resend_interval=_positive_ms(flags, "update_statestore_rpc_resend_interval_ms"),
+        role_rpc_timeout=_positive(flags, "statestore_update_statestore_tcp_timeout_seconds"),
+        max_subscribers=_positive(flags, "statestore_max_subscribers"),
+        debug_actions=frozenset(
+            a.strip().upper() for a in flags.get_str("debug_actions").split(",") if a.strip()
+        ),
+    )
+    hostname = flags.get_str("hostname") or socket.gethostname()
+    interface = flags.get_str("listen_interface")
+    ha_config = None
+    peer = None
+    if flags.get_bool("enable_statestored_ha"):
+        ha_port = _port(flags, "state_store_ha_port")
+        ha_config = HaConfig(
+            own_address=f"{hostname}:{ha_port}",
+            force_active=flags.get_bool("statestore_force_active"),
+            priority_by_address=flags.get_bool("use_network_address_as_statestore_priority"),
+            monitor_interval=_positive_ms(flags, "statestore_ha_heartbeat_monitoring_frequency_ms"),
+            max_missed_heartbeats=config.max_missed_heartbeats,
+            preemption_wait=flags.get_int("statestore_ha_preemption_wait_period_ms") / 1000.0,
+            rpc_timeout=_positive_ms(flags, "statestore_ha_client_rpc_timeout_ms"),
+        )
+        peer = client_endpoint(
+            reactor,
+            flags.get_str("state_store_peer_host"),
+            _port(flags, "state_store_peer_ha_port"),
+            tls,
+            timeout=ha_config.rpc_timeout,
+        )
+    store = Statestore(
+        reactor,
+        config,
+        lambda host, port: client_endpoint(reactor, host, port, tls, config.heartbeat_timeout),
+        ha=ha_config,
+        peer_endpoint=peer,
+    )
+    extra = []
+    web_port = _port(flags, "webserver_port", allow_zero=True)
+    if web_port:
+        site: Factory[Any] = web.make_site(pages.routes(store))
+        endpoint = server_endpoint(
+            reactor, flags.get_str("webserver_interface"), web_port, TlsConfig()
+        )
+        extra.append(internet.StreamServerEndpointService(endpoint, site))
+    ha_endpoint = None
+    if ha_config is not None:
+        ha_endpoint = server_endpoint(reactor, interface, _port(flags, "state_store_ha_port"), tls)
+    return build_service(
+        store,
+        server_endpoint(reactor, interface, _port(flags, "state_store_port"), tls),
+        ha_endpoint,
+        extra,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    fs = flag_set()
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--help" in args or "-help" in args:
+        print(fs.usage())
+        return 0
+    try:
+        flags = fs.parse(args)
+        from twisted.internet import reactor as global_reactor
+
+        reactor: Any = global_reactor
+        top = makeService(flags, reactor)
+    except FlagError as e:
+        print(f"statestored: {e}", file=sys.stderr)
+        return 2
+    begin_logging()
+    application = service.Application("statestored")
+    top.setServiceParent(service.IServiceCollection(application))
+
+    failed: list[bool] = []
+
+    def start() -> None:
+        try:
+            top.startService()
+        except CannotListenError as e:
+            log.critical("statestored cannot listen: {error}", error=str(e))
+            failed.append(True)
+            reactor.stop()
+        except Exception:
+            log.failure("statestored failed to start")
+            failed.append(True)
+            reactor.stop()
+
+    for child in top:
+        if isinstance(child, internet.StreamServerEndpointService):
+            # A port that cannot be bound is a start-up error, not a silent log line.
+            child._raiseSynchronously = True
+    reactor.callWhenRunning(start)
+
+    def stop() -> Any:
+        # After a failed start some children never started; the process just exits.
+        return None if failed else top.stopService()
+
+    reactor.addSystemEventTrigger("before", "shutdown", stop)
+    reactor.run()
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""statestored and its HA pair."""
