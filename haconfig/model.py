@@ -431,6 +431,12 @@ class Proxy:
         return self.mode or Mode.TCP
 
     @property
+    def serves_stats_page(self) -> bool:
+        """A ``mode http`` section with ``stats enable``/``stats uri`` is the statistics page
+        (HTML, ``;csv``, Prometheus), served by the stats service rather than proxied."""
+        return self.effective_mode is Mode.HTTP and bool(self.stats.enabled or self.stats.uri)
+
+    @property
     def algorithm(self) -> str:
         """The balance algorithm; HAProxy's default is ``roundrobin``."""
         return self.balance.algorithm if self.balance else "roundrobin"

@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from twisted.logger import Logger
 from twisted.web import resource, server
+
+_log = Logger()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,9 +90,25 @@ class Router(resource.Resource):
         return answer.body
 
 
+class _QuietSite(server.Site):
+    """A Site without an access log line per request: health checks poll every few seconds.
+
+    Server errors (5xx) are still logged, one line each."""
+
+    def log(self, request: Any) -> None:
+        code = getattr(request, "code", 200)
+        if code >= 500:
+            _log.warn(
+                "{method} {path} answered {code}",
+                method=(request.method or b"").decode("latin-1"),
+                path=(request.uri or b"").decode("latin-1"),
+                code=code,
+            )
+
+
 def make_site(routes: Mapping[str, Handler]) -> server.Site:
-    """A quiet twisted.web Site serving ``routes``."""
-    site = server.Site(Router(routes))
+    """A quiet twisted.web Site serving ``routes`` (no access log; 5xx answers are logged)."""
+    site = _QuietSite(Router(routes))  # type: ignore[no-untyped-call]
     site.displayTracebacks = False
     site.noisy = False
     return site
@@ -105,13 +125,34 @@ def healthz(is_ready: Callable[[], bool]) -> Handler:
     return handler
 
 
-def prometheus_text(metrics: Mapping[str, float | int | bool]) -> bytes:
-    """Render flat metrics as Prometheus text; Impala's dotted names become underscores."""
+_PROM_NAME = re.compile(r"[^a-zA-Z0-9_:]")
+
+
+def prometheus_name(name: str) -> str:
+    """Impala key to Prometheus name: ``impala-server.ready`` -> ``impala_server_ready``."""
+    prom = _PROM_NAME.sub("_", name)
+    return prom if not prom[:1].isdigit() else f"_{prom}"
+
+
+def prometheus_text(
+    metrics: Mapping[str, float | int | bool], descriptions: Mapping[str, str] | None = None
+) -> bytes:
+    """Render flat metrics as Prometheus text (HELP, TYPE and value lines; all gauges).
+
+    Impala's dotted names become underscores; booleans become 0/1; the HELP text is
+    ``descriptions[name]`` or the Impala key itself, so every series says where it
+    comes from (``promtool check metrics`` wants a HELP line for each). Values that
+    are not numbers are skipped, as Impala skips property metrics."""
     lines = []
     for name in sorted(metrics):
         value = metrics[name]
-        prom = name.replace(".", "_").replace("-", "_")
+        if not isinstance(value, int | float):
+            continue
+        prom = prometheus_name(name)
         number = int(value) if isinstance(value, bool) else value
+        text = (descriptions or {}).get(name) or f"Impala metric {name}"
+        text = text.replace("\\", "\\\\").replace("\n", "\\n")
+        lines.append(f"# HELP {prom} {text}")
         lines.append(f"# TYPE {prom} gauge")
         lines.append(f"{prom} {number}")
     return ("\n".join(lines) + "\n").encode()

@@ -1,0 +1,572 @@
+"""``impala-lb cluster``: a whole local Impala cluster behind the balancer, on one machine.
+
+``cluster up`` starts, each as its own process with Impala's flags and its own
+log: a statestored HA pair, a catalogd HA pair (when catalogd is installed),
+three impalads, and the balancer on :5000 with a config rendered by
+:mod:`haconfig.layouts`. Every daemon gets its own loopback address
+(127.0.0.11-13 for the impalads, .21-.22 statestore, .31-.32 catalog), so each
+keeps Impala's default ports, as on a real cluster. Sample data is generated
+locally. ``status``, ``stop``, ``kill <daemon>`` and ``start <daemon>`` act on
+the processes recorded in the run directory, by PID.
+
+The run directory (default ``./run``) holds everything: ``state.json`` (the
+daemons, their command lines and PIDs), ``logs/``, the shared ``warehouse/``,
+the rendered ``haproxy.cfg`` and the balancer's admin socket.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Sequence
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any
+
+STATE = "state.json"
+LB_NAME = "impala-lb"
+
+
+@dataclasses.dataclass
+class Daemon:
+    """One process of the cluster: how to start it and where it answers."""
+
+    name: str
+    kind: str  # impalad | statestored | catalogd | impala-lb
+    host: str
+    argv: list[str]
+    web_port: int | None
+    role_metric: str | None = None
+    pid: int | None = None
+
+    @property
+    def health_url(self) -> str | None:
+        return f"http://{self.host}:{self.web_port}/healthz" if self.web_port else None
+
+
+def bindir() -> Path:
+    """Where this installation's commands are (the venv's bin)."""
+    return Path(sys.executable).parent
+
+
+def catalogd_available() -> bool:
+    """Whether catalogd is installed (and impalad can use it)."""
+    try:
+        return (
+            find_spec("backends.catalog.main") is not None
+            and find_spec("backends.impalad.catalog_client") is not None
+            and os.environ.get("IMPALA_LB_NO_CATALOGD", "") != "1"
+        )
+    except ModuleNotFoundError:
+        return False
+
+
+def plan(
+    run: Path,
+    *,
+    impalads: int = 3,
+    port: int = 5000,
+    bind: str = "127.0.0.1",
+    bins: Path | None = None,
+    net: str = "127.0.0",
+) -> list[Daemon]:
+    """The daemons of the default local cluster, in start order; state lives below ``run``."""
+    bins = bins or bindir()
+    logs = run / "logs"
+    warehouse = run / "warehouse"
+    ss_hosts = [f"{net}.21", f"{net}.22"]
+    cat_hosts = [f"{net}.31", f"{net}.32"] if catalogd_available() else []
+    daemons: list[Daemon] = []
+    for i, host in enumerate(ss_hosts):
+        peer = ss_hosts[1 - i]
+        daemons.append(
+            Daemon(
+                f"statestored-{i + 1}",
+                "statestored",
+                host,
+                [
+                    str(bins / "statestored"),
+                    f"--hostname={host}",
+                    f"--listen_interface={host}",
+                    f"--webserver_interface={host}",
+                    "--enable_statestored_ha",
+                    f"--state_store_peer_host={peer}",
+                    "--statestore_ha_preemption_wait_period_ms=2000",
+                ],
+                25010,
+                "statestore.active-status",
+            )
+        )
+    for i, host in enumerate(cat_hosts):
+        daemons.append(
+            Daemon(
+                f"catalogd-{i + 1}",
+                "catalogd",
+                host,
+                [
+                    str(bins / "catalogd"),
+                    f"--hostname={host}",
+                    f"--listen_host={host}",
+                    f"--warehouse_dir={warehouse}",
+                    f"--log_dir={logs / f'catalogd-{i + 1}'}",
+                    "--enable_catalogd_ha",
+                    *_statestore_flags(ss_hosts),
+                ],
+                25020,
+                "catalog-server.active-status",
+            )
+        )
+    for i in range(impalads):
+        host = f"{net}.{11 + i}"
+        name = f"impalad-{i + 1}"
+        argv = [
+            str(bins / "impalad"),
+            f"--listen_host={host}",
+            f"--hostname={host}",
+            f"--warehouse_dir={warehouse}",
+            f"--log_dir={logs / name}",
+            *_statestore_flags(ss_hosts),
+        ]
+        if cat_hosts:
+            argv += [f"--catalog_service_host={cat_hosts[0]}", "--enable_catalogd_ha"]
+        else:
+            # Without catalogd each impalad keeps its own metastore file.
+            argv.append(f"--catalog_path={run / name / 'metastore.duckdb'}")
+        daemons.append(Daemon(name, "impalad", host, argv, 25000))
+    daemons.append(
+        Daemon(
+            LB_NAME,
+            "impala-lb",
+            bind,
+            [str(bins / "impala-lb"), "-f", str(run / "haproxy.cfg"), "-p", str(run / "lb.pid")],
+            None,
+        )
+    )
+    return daemons
+
+
+def _statestore_flags(hosts: Sequence[str]) -> list[str]:
+    return [
+        f"--state_store_host={hosts[0]}",
+        "--state_store_port=24000",
+        f"--state_store_2_host={hosts[1]}",
+        "--state_store_2_port=24000",
+        "--enable_statestored_ha",
+    ]
+
+
+def description(daemons: Iterable[Daemon], *, port: int, bind: str, run: Path) -> dict[str, Any]:
+    """The cluster description (see docs/cluster-toml.md) the balancer config is rendered from."""
+    ds = list(daemons)
+    desc: dict[str, Any] = {
+        "cluster": {"name": "impala-lb local cluster", "bind": bind},
+        "coordinator": [{"host": d.host, "name": d.name} for d in ds if d.kind == "impalad"],
+        "frontends": {
+            "shell": {"port": port},
+            "hue": {"port": port + 1},
+            "hs2_http": {"port": port + 2},
+            "statestore_ui": {"port": 25010},
+        },
+        "stats": {"socket": str(run / "admin.sock"), "page": {"port": 8404, "bind": bind}},
+    }
+    ss = [{"host": d.host} for d in ds if d.kind == "statestored"]
+    if ss:
+        desc["statestored"] = {"servers": ss}
+    cats = [{"host": d.host} for d in ds if d.kind == "catalogd"]
+    if cats:
+        desc["catalogd"] = {"servers": cats}
+        desc["frontends"]["catalog_ui"] = {"port": 25020}
+    return desc
+
+
+def render_config(desc: dict[str, Any]) -> str:
+    from haconfig.layouts import description_from_mapping, layout
+    from haconfig.render import render
+
+    return render(layout(description_from_mapping(desc, source="cluster up")))
+
+
+# --- processes -------------------------------------------------------------------------
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child of ours is dead for our purposes.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def spawn(d: Daemon, run: Path) -> None:
+    logs = run / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    with open(logs / f"{d.name}.out", "ab") as out:
+        proc = subprocess.Popen(
+            d.argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=run,
+            start_new_session=True,
+        )
+    d.pid = proc.pid
+
+
+def wait_healthy(d: Daemon, deadline: float) -> bool:
+    url = d.health_url
+    while time.monotonic() < deadline:
+        if not _alive(d.pid):
+            return False
+        if url is None:
+            return True
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status == 200:
+                    return True
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.1)
+    return False
+
+
+def wait_listening(d: Daemon, host: str, port: int, deadline: float) -> bool:
+    while time.monotonic() < deadline and _alive(d.pid):
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def stop_pid(pid: int | None, timeout: float = 15.0) -> None:
+    if not _alive(pid):
+        return
+    assert pid is not None
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.05)
+    if _alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+# --- state -----------------------------------------------------------------------------
+
+
+def save(run: Path, daemons: Sequence[Daemon], port: int) -> None:
+    data = {"port": port, "daemons": [dataclasses.asdict(d) for d in daemons]}
+    tmp = run / (STATE + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    tmp.replace(run / STATE)
+
+
+def load(run: Path) -> tuple[list[Daemon], int]:
+    try:
+        data = json.loads((run / STATE).read_text())
+    except FileNotFoundError:
+        raise SystemExit(f"no cluster in {run} (run 'impala-lb cluster up' first)") from None
+    return [Daemon(**d) for d in data["daemons"]], int(data["port"])
+
+
+# --- sample data -----------------------------------------------------------------------
+
+SAMPLE_SQL = [
+    "CREATE DATABASE IF NOT EXISTS sample COMMENT 'generated by impala-lb cluster up'",
+    "CREATE TABLE IF NOT EXISTS sample.customers (id BIGINT, name STRING, country STRING,"
+    " signup DATE) STORED AS PARQUET",
+    "CREATE TABLE IF NOT EXISTS sample.orders (id BIGINT, customer_id BIGINT,"
+    " amount DECIMAL(10,2), ordered_at TIMESTAMP, status STRING) STORED AS PARQUET",
+]
+
+
+def load_sample_data(run: Path, metastores: Sequence[Path]) -> None:
+    """Create the sample tables and write their Parquet files with DuckDB, locally.
+
+    The tables are created through the engine (so the metastore knows them),
+    their data files are generated by DuckDB into the tables' directories, and
+    ``REFRESH`` picks them up, exactly as files written by another tool would be."""
+    import shutil
+
+    import duckdb
+
+    from backends.impalad.sql import Engine, Session
+
+    warehouse = run / "warehouse"
+    first = metastores[0]
+    first.parent.mkdir(parents=True, exist_ok=True)
+    engine = Engine(warehouse, catalog_path=first)
+    try:
+        session = Session(user="impala-lb")
+        for sql in SAMPLE_SQL:
+            engine.execute(session, sql).close()
+        con = duckdb.connect()
+        try:
+            cdir = warehouse / "sample.db" / "customers"
+            odir = warehouse / "sample.db" / "orders"
+            cdir.mkdir(parents=True, exist_ok=True)
+            odir.mkdir(parents=True, exist_ok=True)
+            con.execute(
+                f"""COPY (SELECT i::BIGINT AS id, 'customer ' || i AS name,
+                    ['NL','DE','FR','US','JP','BR'][1 + i % 6] AS country,
+                    DATE '2020-01-01' + (i % 1500)::INTEGER AS signup
+                  FROM range(1, 1001) t(i)) TO '{cdir / "customers-0.parq"}' (FORMAT PARQUET)"""
+            )
+            con.execute(
+                f"""COPY (SELECT i::BIGINT AS id, (1 + i * 7919 % 1000)::BIGINT AS customer_id,
+                    ((i * 37 % 100000) / 100.0)::DECIMAL(10,2) AS amount,
+                    TIMESTAMP '2024-01-01' + to_seconds(i * 97) AS ordered_at,
+                    ['new','paid','shipped','returned'][1 + i % 4] AS status
+                  FROM range(1, 100001) t(i)) TO '{odir / "orders-0.parq"}' (FORMAT PARQUET)"""
+            )
+        finally:
+            con.close()
+        for table in ("sample.customers", "sample.orders"):
+            engine.execute(session, f"REFRESH {table}").close()
+    finally:
+        engine.close()
+    for other in metastores[1:]:
+        other.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(first, other)
+
+
+# --- commands --------------------------------------------------------------------------
+
+
+def admin_command(run: Path, command: str, timeout: float = 3.0) -> str:
+    """One command on the balancer's stats socket (like ``socat stdio unix:...``)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(str(run / "admin.sock"))
+        s.sendall(command.encode() + b"\n")
+        chunks = []
+        while True:
+            data = s.recv(65536)
+            if not data:
+                break
+            chunks.append(data)
+    return b"".join(chunks).decode(errors="replace")
+
+
+def lb_view(run: Path) -> dict[str, str]:
+    """Server name -> status as the balancer sees it (``show stat``), best effort."""
+    try:
+        csv = admin_command(run, "show stat")
+    except OSError:
+        return {}
+    lines = csv.splitlines()
+    if not lines or not lines[0].startswith("# "):
+        return {}
+    header = lines[0][2:].split(",")
+    try:
+        sv, st = header.index("svname"), header.index("status")
+    except ValueError:
+        return {}
+    view: dict[str, str] = {}
+    for line in lines[1:]:
+        cols = line.split(",")
+        if len(cols) > st and cols[sv] not in ("FRONTEND", "BACKEND"):
+            prev = view.get(cols[sv])
+            view[cols[sv]] = cols[st] if prev in (None, cols[st]) else f"{prev}/{cols[st]}"
+    return view
+
+
+def role(d: Daemon) -> str:
+    if not d.role_metric or not d.web_port:
+        return "-"
+    try:
+        url = f"http://{d.host}:{d.web_port}/jsonmetrics?json"
+        with urllib.request.urlopen(url, timeout=1) as r:
+            metrics = json.loads(r.read())
+    except (urllib.error.URLError, OSError, ValueError):
+        return "?"
+    value = _find(metrics, d.role_metric)
+    if value is None:
+        return "?"
+    return "active" if value in (True, "true", 1) else "standby"
+
+
+def _find(obj: Any, key: str) -> Any:
+    if isinstance(obj, dict):
+        if key in obj:
+            return obj[key]
+        for v in obj.values():
+            found = _find(v, key)
+            if found is not None:
+                return found
+    if isinstance(obj, list):
+        for v in obj:
+            found = _find(v, key)
+            if found is not None:
+                return found
+    return None
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    run: Path = args.dir.resolve()
+    if (run / STATE).exists():
+        daemons, _ = load(run)
+        if any(_alive(d.pid) for d in daemons):
+            print(f"a cluster is already running from {run}; 'impala-lb cluster stop' first")
+            return 1
+    run.mkdir(parents=True, exist_ok=True)
+    daemons = plan(run, impalads=args.impalads, port=args.port, bind=args.bind, net=args.net)
+    (run / "haproxy.cfg").write_text(
+        render_config(description(daemons, port=args.port, bind=args.bind, run=run))
+    )
+    impalads = [d for d in daemons if d.kind == "impalad"]
+    if not catalogd_available() and not all(
+        (run / d.name / "metastore.duckdb").exists() for d in impalads
+    ):
+        print("generating sample data (sample.customers, sample.orders) ...", flush=True)
+        load_sample_data(run, [run / d.name / "metastore.duckdb" for d in impalads])
+    deadline = time.monotonic() + args.timeout
+    for kind in ("statestored", "catalogd", "impalad", "impala-lb"):
+        group = [d for d in daemons if d.kind == kind]
+        for d in group:
+            spawn(d, run)
+        save(run, daemons, args.port)
+        for d in group:
+            ok = (
+                wait_listening(d, args.bind, args.port, deadline)
+                if d.kind == "impala-lb"
+                else wait_healthy(d, deadline)
+            )
+            if not ok:
+                print(f"{d.name} did not come up; see {run / 'logs' / (d.name + '.out')}")
+                for other in reversed(daemons):
+                    stop_pid(other.pid)
+                return 1
+    host = "localhost" if args.bind in ("127.0.0.1", "0.0.0.0", "*") else args.bind
+    print(
+        f"""
+impala-lb: a local Impala cluster is up ({run})
+  {len(impalads)} impalads, {sum(d.kind == "statestored" for d in daemons)} statestoreds (HA), \
+{sum(d.kind == "catalogd" for d in daemons)} catalogds (HA), the balancer in front.
+
+  impala-shell -i {host}:{args.port}                 # impala-shell, JDBC, ODBC (leastconn)
+  impala-shell -i {host}:{args.port + 1}                 # Hue's port (source affinity)
+  impala-shell --protocol hs2-http -i {host}:{args.port + 2}
+  stats page:   http://{host}:8404/stats
+  admin socket: echo "show stat" | socat stdio unix:{run / "admin.sock"}
+
+  impala-lb cluster status | stop | kill <daemon> | start <daemon>   (--dir {run})
+""",
+        flush=True,
+    )
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    run: Path = args.dir.resolve()
+    daemons, port = load(run)
+    view = lb_view(run)
+    print(f"{'daemon':<15} {'pid':>8}  {'process':<8} {'role':<8} {'balancer sees':<14} address")
+    for d in daemons:
+        alive = _alive(d.pid)
+        seen = view.get(d.name, "-") if d.kind == "impalad" else "-"
+        where = f"{d.host}:{port}" if d.kind == "impala-lb" else f"{d.host} (web {d.web_port})"
+        print(
+            f"{d.name:<15} {d.pid or '-':>8}  {'running' if alive else 'stopped':<8} "
+            f"{role(d) if alive else '-':<8} {seen:<14} {where}"
+        )
+    return 0
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    run: Path = args.dir.resolve()
+    daemons, port = load(run)
+    for d in reversed(daemons):
+        stop_pid(d.pid)
+        d.pid = None
+    save(run, daemons, port)
+    print(f"stopped the cluster in {run}")
+    return 0
+
+
+def _find_daemon(daemons: Sequence[Daemon], name: str) -> Daemon:
+    for d in daemons:
+        if d.name == name:
+            return d
+    names = ", ".join(d.name for d in daemons)
+    raise SystemExit(f"no daemon {name!r} in this cluster (daemons: {names})")
+
+
+def cmd_kill(args: argparse.Namespace) -> int:
+    run: Path = args.dir.resolve()
+    daemons, _ = load(run)
+    d = _find_daemon(daemons, args.daemon)
+    if not _alive(d.pid):
+        print(f"{d.name} is not running")
+        return 1
+    assert d.pid is not None
+    os.kill(d.pid, signal.SIGKILL)
+    print(f"killed {d.name} (pid {d.pid})")
+    return 0
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    run: Path = args.dir.resolve()
+    daemons, port = load(run)
+    d = _find_daemon(daemons, args.daemon)
+    if _alive(d.pid):
+        print(f"{d.name} is already running (pid {d.pid})")
+        return 1
+    spawn(d, run)
+    save(run, daemons, port)
+    ok = wait_healthy(d, time.monotonic() + args.timeout)
+    print(f"started {d.name} (pid {d.pid})" if ok else f"{d.name} did not become healthy")
+    return 0 if ok else 1
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="impala-lb cluster", description=__doc__.split("\n")[0])
+    parser.add_argument("--dir", type=Path, default=Path("run"), help="run directory (./run)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start the local cluster and the balancer")
+    up.add_argument("--port", type=int, default=5000, help="the balancer's impala-shell port")
+    up.add_argument("--bind", default="127.0.0.1", help="the balancer's listen address")
+    up.add_argument("--impalads", type=int, default=3)
+    up.add_argument(
+        "--net",
+        default="127.0.0",
+        help="the /24 of loopback addresses the daemons use (.11-13 impalads, .21-22 "
+        "statestoreds, .31-32 catalogds); change it to run two clusters side by side",
+    )
+    up.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for health")
+    up.set_defaults(func=cmd_up)
+    sub.add_parser("status", help="every daemon, its role and health").set_defaults(func=cmd_status)
+    sub.add_parser("stop", help="stop every daemon").set_defaults(func=cmd_stop)
+    for name, func, text in (
+        ("kill", cmd_kill, "SIGKILL one daemon (try failover)"),
+        ("start", cmd_start, "start one stopped daemon again"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("daemon")
+        p.add_argument("--timeout", type=float, default=60.0)
+        p.set_defaults(func=func)
+    args = parser.parse_args(argv)
+    return int(args.func(args))

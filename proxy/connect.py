@@ -1,0 +1,423 @@
+"""From an accepted socket to an established session: choose, queue, connect, retry.
+
+:class:`ClientSession` is the life of one client connection up to the byte pump
+and its end (counters, one log line). It follows spec 1.9 (HAProxy 2.6.12):
+
+- ``retries N`` means N+1 connection attempts, each bounded by ``timeout connect``;
+- before a retry on the same server it waits min(``timeout connect``, 1 s), the
+  turn-around;
+- with ``option redispatch`` a failed attempt goes at once to another server when
+  the algorithm is not a hash one and more than one active server is usable;
+  otherwise (``balance source``...) it redispatches on the interval rule (by
+  default on the last retry), and a hash re-pick may well land on the same dead
+  server, as HAProxy's map lookup does;
+- when every attempt failed the client is closed and logged ``SC`` (refused) or
+  ``sC`` (connect timeout); a queue timeout is ``sQ``; no usable server is ``SC``
+  with ``<NOSRV>``.
+
+Connecting itself is behind :class:`Dialer`, so the retry logic runs in memory in
+the tests; :class:`SocketDialer` is the real one (a non-blocking ``connect``
+watched by the pump's epoll).
+"""
+
+from __future__ import annotations
+
+import errno
+import select
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from proxy._reactor import Clock
+from proxy.pump import PumpLoop, PumpTimeouts, Session
+from proxy.routing import ConnInfo
+from proxy.tcplog import SessionRecord, format_tcplog
+
+if TYPE_CHECKING:
+    from proxy.pool import BackendPool
+    from proxy.server import Server
+
+#: Algorithms whose choice depends on the client (HAProxy's BE_LB_KIND_HI): no
+#: immediate redispatch for them.
+_log = Logger()
+_EPOLLIN = select.EPOLLIN
+_EPOLLRDHUP = select.EPOLLRDHUP
+
+HASH_ALGORITHMS = frozenset({"source", "uri", "url_param", "hdr", "rdp-cookie"})
+
+
+class ConnectError(Exception):
+    """A connection attempt failed; ``timeout`` tells a timeout from a refusal."""
+
+    def __init__(self, message: str, *, timeout: bool = False) -> None:
+        super().__init__(message)
+        self.timeout = timeout
+
+
+class Dialer(Protocol):
+    def dial(self, host: str, port: int, timeout: float | None) -> Deferred[socket.socket]:
+        """A connected non-blocking socket, or a :class:`ConnectError` failure."""
+
+
+class SocketDialer:
+    """Non-blocking ``connect`` watched by the pump loop's epoll, with a timeout."""
+
+    def __init__(self, loop: PumpLoop, clock: Clock, *, keepalive: bool = False) -> None:
+        self.loop = loop
+        self.clock = clock
+        self.keepalive = keepalive
+
+    def dial(self, host: str, port: int, timeout: float | None) -> Deferred[socket.socket]:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.keepalive:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        fd = sock.fileno()
+        timer: Any = None
+
+        def cancel(_: Deferred[socket.socket]) -> None:
+            finish()
+            sock.close()
+
+        d: Deferred[socket.socket] = Deferred(cancel)
+
+        def finish() -> None:
+            self.loop.unwatch(fd)
+            if timer is not None and timer.active():
+                timer.cancel()
+
+        def fail(message: str, timed_out: bool = False) -> None:
+            finish()
+            sock.close()
+            d.errback(Failure(ConnectError(message, timeout=timed_out)))
+
+        def ready(events: int) -> None:
+            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if err:
+                fail(errno.errorcode.get(err, str(err)))
+                return
+            finish()
+            d.callback(sock)
+
+        try:
+            rc = sock.connect_ex((host, port))
+        except OSError as e:
+            sock.close()
+            return _failed(ConnectError(str(e)))
+        if rc not in (0, errno.EINPROGRESS, errno.EAGAIN):
+            sock.close()
+            return _failed(ConnectError(errno.errorcode.get(rc, str(rc))))
+        self.loop.watch(fd, 4, ready)  # EPOLLOUT
+        if timeout:
+            timer = self.clock.callLater(timeout, fail, "connect timeout", True)
+        return d
+
+
+def _failed(err: Exception) -> Deferred[socket.socket]:
+    d: Deferred[socket.socket] = Deferred()
+    d.errback(Failure(err))
+    return d
+
+
+@dataclass
+class BackendRuntime:
+    """A backend as the sessions see it: its pool and connection settings.
+
+    Counters live in the pool (``pool.counters``) and the servers, where the
+    stats read them; ``beconn`` is the backend's current connection count."""
+
+    name: str
+    pool: BackendPool
+    algorithm: str = "roundrobin"
+    retries: int = 3
+    redispatch: bool = False
+    redispatch_interval: int = -1
+    timeout_connect: float | None = None  # seconds
+    timeout_server: int | None = None  # ms, as in the model
+    timeout_tunnel: int | None = None
+    timeout_server_fin: int | None = None
+    tcpka: bool = False
+    dialer: Dialer | None = None
+    beconn: int = 0
+
+    @property
+    def hashed(self) -> bool:
+        return self.algorithm in HASH_ALGORITHMS
+
+
+Logline = Callable[[str], None]
+
+
+class ClientSession:
+    """One client connection from accept to close."""
+
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        sock: socket.socket,
+        conn: ConnInfo,
+        frontend_name: str,
+        backend: BackendRuntime | None,
+        client_timeouts: tuple[int | None, int | None],
+        start_pump: Callable[[socket.socket, socket.socket, PumpTimeouts, Any], Session],
+        log: Logline | None,
+        dontlognull: bool,
+        counters: Callable[[], tuple[int, int]],
+        done: Callable[[ClientSession], None],
+        accepted_at: float | None = None,
+        accepted_wall: float = 0.0,
+        loop: PumpLoop | None = None,
+    ) -> None:
+        self.clock = clock
+        self.sock = sock
+        self.conn = conn
+        self.frontend_name = frontend_name
+        self.backend = backend
+        self.client_timeouts = client_timeouts
+        self.start_pump = start_pump
+        self.log = log
+        self.dontlognull = dontlognull
+        self.counters = counters  # -> (actconn, feconn)
+        self.done = done
+        self.t0 = clock.seconds() if accepted_at is None else accepted_at
+        self.rec = SessionRecord(
+            client_ip=conn.src,
+            client_port=conn.src_port,
+            accept_time=accepted_wall,
+            frontend=frontend_name,
+            backend=backend.name if backend else frontend_name,
+        )
+        self.server: Server | None = None
+        self.previous: Server | None = None
+        self.t_assigned: float | None = None
+        self.attempts = 0
+        self.retries = 0
+        self.pending: Deferred[Any] | None = None
+        self.turnaround: Any = None
+        self.session: Session | None = None
+        self.finished = False
+        self.phase = "Q"  # the second termination char while waiting: queue or connect
+        self.loop = loop
+        self.watching = False
+
+    # --- the flow ------------------------------------------------------------------
+
+    def start(self) -> None:
+        be = self.backend
+        if be is None:
+            self._close("SC")
+            return
+        be.beconn += 1
+        if self.loop is not None:
+            self.watching = True
+            self.loop.watch(self.sock.fileno(), _EPOLLIN | _EPOLLRDHUP, self._client_event)
+        self._acquire(None)
+
+    def _client_event(self, events: int) -> None:
+        """The client's socket stirred while we queue or connect: gone, or sending early."""
+        try:
+            gone = self.sock.recv(1, socket.MSG_PEEK) == b""
+        except BlockingIOError:
+            return
+        except OSError:
+            gone = True
+        self._unwatch()
+        if gone:
+            # HAProxy: client abort while queued (CQ) or connecting (CC).
+            self.abort("C" + self.phase)
+        # Otherwise the client spoke first (SASL, TLS): its bytes wait in the kernel
+        # for the pump, and an abort is only seen once connected.
+
+    def _internal_error(self, failure: Failure) -> None:
+        """A bug on our side must not leak the session: log it, end it with ``I``."""
+        _log.failure("session from {client} failed", failure, client=self.conn.src)
+        self.abort("I" + self.phase)
+
+    def _unwatch(self) -> None:
+        if self.watching and self.loop is not None:
+            self.watching = False
+            self.loop.unwatch(self.sock.fileno())
+
+    def _acquire(self, avoid: Server | None) -> None:
+        assert self.backend is not None
+        self.phase = "Q"
+        queue_before = self.backend.pool.queued
+        d = self.backend.pool.acquire(self.conn.src, avoid)
+        self.pending = d
+        if not d.called:
+            self.rec.backend_queue = queue_before
+        d.addCallbacks(self._assigned, self._no_server).addErrback(self._internal_error)
+
+    def _assigned(self, server: Server) -> None:
+        self.pending = None
+        if self.previous is not None and server is not self.previous:
+            self.rec.redispatched = True
+        self.server = server
+        self.t_assigned = self.clock.seconds()
+        self.rec.server = server.name
+        self._attempt()
+
+    def _no_server(self, failure: Failure) -> None:
+        self.pending = None
+        if failure.check(CancelledError):
+            return
+        name = type(failure.value).__name__
+        self._close("sQ" if name == "QueueTimeout" else "SC")
+
+    def _target(self, server: Server) -> tuple[str, int]:
+        host = server.host or self.conn.dst
+        if server.port is None:
+            port = self.conn.dst_port
+        elif server.port_offset:
+            port = self.conn.dst_port + server.port
+        else:
+            port = server.port
+        return host, port
+
+    def _attempt(self) -> None:
+        be, server = self.backend, self.server
+        assert be is not None and server is not None and be.dialer is not None
+        self.turnaround = None
+        self.phase = "C"
+        self.attempts += 1
+        server.counters.connect += 1
+        host, port = self._target(server)
+        d = be.dialer.dial(host, port, be.timeout_connect)
+        self.pending = d
+        d.addCallbacks(self._connected, self._connect_failed).addErrback(self._internal_error)
+
+    def _connect_failed(self, failure: Failure) -> None:
+        self.pending = None
+        if failure.check(CancelledError):
+            return
+        be, server = self.backend, self.server
+        assert be is not None and server is not None
+        timed_out = isinstance(failure.value, ConnectError) and failure.value.timeout
+        if self.retries >= be.retries:
+            server.counters.econ += 1
+            be.pool.counters.econ += 1
+            self._close("sC" if timed_out else "SC")
+            return
+        self.retries += 1
+        if self._should_redispatch(server):
+            server.counters.wredis += 1
+            be.pool.counters.wredis += 1
+            self.previous = server
+            self.server = None
+            be.pool.release(server)
+            self._acquire(server)
+            return
+        server.counters.wretr += 1
+        be.pool.counters.wretr += 1
+        delay = min(be.timeout_connect or 1.0, 1.0)
+        self.turnaround = self.clock.callLater(delay, self._attempt)
+
+    def _should_redispatch(self, server: Server) -> bool:
+        be = self.backend
+        assert be is not None
+        if not be.redispatch:
+            return False
+        if not server.running:
+            return True
+        if not be.hashed and be.pool.active_usable > 1:
+            return True
+        interval = be.redispatch_interval
+        if interval > 0:
+            return self.retries % interval == 0
+        if interval < 0:
+            period = be.retries + 1 + interval
+            return period > 0 and self.retries % period == 0
+        return False
+
+    def _connected(self, ssock: socket.socket) -> None:
+        self.pending = None
+        self._unwatch()
+        be, server = self.backend, self.server
+        assert be is not None and server is not None and self.t_assigned is not None
+        now = self.clock.seconds()
+        self.rec.tw = _ms(self.t_assigned - self.t0)
+        self.rec.tc = _ms(now - self.t_assigned)
+        cl, clfin = self.client_timeouts
+        timeouts = PumpTimeouts.from_ms(
+            cl, be.timeout_server, be.timeout_tunnel, clfin, be.timeout_server_fin
+        )
+        self.session = self.start_pump(self.sock, ssock, timeouts, self._pump_ended)
+
+    def _pump_ended(self, session: Session, flags: str) -> None:
+        self.rec.bytes_in = session.bytes_in
+        self.rec.bytes_out = session.bytes_out
+        self._close(flags, closed=True)
+
+    def abort(self, flags: str = "KD") -> None:
+        """End the session now (shutdown, admin kill)."""
+        if self.finished:
+            return
+        if self.session is not None:
+            self.session.end(flags)
+            return
+        if self.pending is not None:
+            self.pending.cancel()
+        self._close(flags)
+
+    # --- the end -------------------------------------------------------------------
+
+    def _close(self, flags: str, closed: bool = False) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        self._unwatch()
+        if self.turnaround is not None and self.turnaround.active():
+            self.turnaround.cancel()
+        if not closed:
+            self.sock.close()
+        be, server = self.backend, self.server
+        now = self.clock.seconds()
+        rec = self.rec
+        rec.termination = flags
+        rec.tt = _ms(now - self.t0)
+        rec.retries = self.retries
+        if rec.tw < 0 and self.t_assigned is not None:
+            rec.tw = _ms(self.t_assigned - self.t0)
+        elif rec.tw < 0 and flags == "sQ":
+            rec.tw = rec.tt
+        if server is not None and be is not None:
+            c = server.counters
+            c.bytes_in += rec.bytes_in
+            c.bytes_out += rec.bytes_out
+            if rec.tc >= 0:
+                c.record_times(qtime=rec.tw, ctime=rec.tc, ttime=rec.tt)
+            if flags[0] == "C":
+                c.cli_abrt += 1
+            elif flags == "SD":
+                c.srv_abrt += 1
+            be.pool.release(server)
+            self.server = None
+        if be is not None:
+            be.beconn -= 1
+            bc = be.pool.counters
+            bc.bytes_in += rec.bytes_in
+            bc.bytes_out += rec.bytes_out
+            if flags[0] == "C":
+                bc.cli_abrt += 1
+            elif flags == "SD":
+                bc.srv_abrt += 1
+            rec.beconn = be.beconn
+        if server is not None:
+            rec.srv_conn = server.served
+            rec.server = server.name
+        if self.log is not None and not (self.dontlognull and rec.bytes_in == 0 and flags == "--"):
+            rec.actconn, rec.feconn = self.counters()
+            self.log(format_tcplog(rec))
+        self.done(self)
+
+
+def _ms(seconds: float) -> int:
+    return max(0, int(seconds * 1000))

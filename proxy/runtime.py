@@ -1,0 +1,388 @@
+"""The running balancer, built from a :class:`haconfig.model.Config`.
+
+:class:`Runtime` owns what lives as long as the process: the servers (one
+:class:`proxy.server.Server` per ``server`` line, the single owner of its state),
+one pool per backend, the frontends with their listeners, the pump loop and the
+process-wide connection count. :class:`RuntimeService` puts it in a service tree.
+
+Ready for reload (issue 4): servers are kept in ``servers`` keyed by
+``(backend, name)`` and frontends by name, so a later ``apply(new_config)`` can
+diff and keep the unchanged ones; sessions hold their own backend object, so an
+established connection never depends on the config that replaced its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import resource
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from twisted.application import service
+from twisted.logger import Logger
+
+from haconfig.model import Config, Proxy
+from proxy._reactor import Reactor
+from proxy.connect import BackendRuntime, ClientSession, Dialer, SocketDialer
+from proxy.frontend import Listener, open_listening_socket
+from proxy.pump import PumpLoop, PumpTimeouts, Session
+from proxy.routing import ConnInfo, Router
+from proxy.server import Server
+from proxy.tcplog import Logger as TcpLogger
+from proxy.tcplog import effective_targets, format_connect
+
+log = Logger()
+
+#: Descriptors HAProxy keeps aside before deriving maxconn from ``ulimit -n``
+#: (measured: ulimit 20000 gives ``Maxconn: 9984``, spec 1.2).
+RESERVED_FDS = 32
+
+
+def raise_nofile_limit() -> int:
+    """Raise the soft RLIMIT_NOFILE to the hard limit; the new soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = 1 << 20
+    if soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+    return soft
+
+
+def default_maxconn(nofile: int) -> int:
+    """HAProxy's global maxconn when none is set: each connection needs two descriptors."""
+    return max(1, (nofile - RESERVED_FDS) // 2)
+
+
+def resolve_host(host: str) -> str:
+    """An IP address for ``host`` (HAProxy resolves server names once, at start)."""
+    if not host:
+        return host
+    try:
+        ipaddress.ip_address(host)
+        return host
+    except ValueError:
+        pass
+    try:
+        return str(socket.getaddrinfo(host, None, socket.AF_INET, socket.SOCK_STREAM)[0][4][0])
+    except OSError as e:
+        raise ValueError(f"could not resolve address '{host}'") from e
+
+
+@dataclass
+class FrontendRuntime:
+    """A ``frontend`` or ``listen`` section at run time."""
+
+    name: str
+    proxy: Proxy
+    router: Router
+    maxconn: int
+    logger: TcpLogger | None
+    tcplog: bool
+    dontlognull: bool
+    keepalive: bool
+    feconn: int = 0
+    max_conn: int = 0  # highest feconn seen (smax)
+    cum_conn: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    listeners: list[Listener] = field(default_factory=list)
+    #: At maxconn: listeners paused, clients wait in the backlog. The frontend stays
+    #: OPEN in the stats, as in HAProxy 2.6 (spec 1.12).
+    full: bool = False
+
+    @property
+    def timeout_client(self) -> int | None:
+        return self.proxy.timeouts.client
+
+    @property
+    def timeout_client_fin(self) -> int | None:
+        return self.proxy.timeouts.client_fin
+
+
+def _option_redispatch(proxy: Proxy) -> tuple[bool, int]:
+    opt = proxy.option("redispatch")
+    if opt is None or not opt.enabled:
+        return False, -1
+    if opt.args:
+        try:
+            interval = int(opt.args[0])
+        except ValueError:
+            interval = -1
+        return interval != 0, interval
+    return True, -1
+
+
+class Runtime:
+    """Every listener, backend, server and session of one running config."""
+
+    def __init__(
+        self,
+        config: Config,
+        reactor: Reactor,
+        *,
+        dialer: Callable[[BackendRuntime], Dialer] | None = None,
+        log_tag: str = "impala-lb",
+        stream_for: Callable[[str], TextIO] | None = None,
+        nofile: int | None = None,
+    ) -> None:
+        self.config = config
+        self.reactor = reactor
+        self.loop = PumpLoop(reactor, reactor)
+        self.actconn = 0
+        self.cum_conn = 0
+        nofile = nofile if nofile is not None else resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        self.maxconn = config.global_.maxconn or default_maxconn(nofile)
+        self.servers: dict[tuple[str, str], Server] = {}
+        self.backends: dict[str, BackendRuntime] = {}
+        self.frontends: dict[str, FrontendRuntime] = {}
+        self.sessions: set[ClientSession] = set()
+        self.full = False
+        self._log_kwargs: dict[str, Any] = {"tag": log_tag}
+        if stream_for is not None:
+            self._log_kwargs["stream_for"] = stream_for
+        make_dialer = dialer or self._socket_dialer
+        for proxy in config.backends:
+            be = self._build_backend(proxy)
+            be.dialer = make_dialer(be)
+            self.backends[proxy.name] = be
+        for proxy in config.frontends:
+            if proxy.serves_stats_page:
+                continue  # the HTTP stats service (proxy.stats) owns these binds
+            self.frontends[proxy.name] = self._build_frontend(proxy)
+
+    # --- building -------------------------------------------------------------------
+
+    def _socket_dialer(self, be: BackendRuntime) -> Dialer:
+        return SocketDialer(self.loop, self.reactor, keepalive=be.tcpka)
+
+    def _build_backend(self, proxy: Proxy) -> BackendRuntime:
+        from proxy.pool import BackendPool
+
+        servers: list[Server] = []
+        for index, s in enumerate(proxy.servers, start=1):
+            p = proxy.server_params(s)
+            server = Server(
+                s.name,
+                clock=self.reactor,  # type: ignore[arg-type]
+                backend=proxy.name,
+                puid=p.id or index,
+                host=resolve_host(s.host),
+                port=s.port,
+                port_offset=s.port_offset,
+                weight=1 if p.weight is None else p.weight,
+                maxconn=p.maxconn or 0,
+                maxqueue=p.maxqueue or 0,
+                backup=bool(p.backup),
+                disabled=bool(p.disabled),
+                slowstart=(p.slowstart or 0) / 1000.0,
+            )
+            self.servers[(proxy.name, s.name)] = server
+            servers.append(server)
+        redispatch, interval = _option_redispatch(proxy)
+        t = proxy.timeouts
+        queue_ms = t.queue if t.queue is not None else t.connect
+        pool = BackendPool(
+            proxy.name,
+            servers,
+            proxy.algorithm,
+            hash_type=proxy.hash_type[0] if proxy.hash_type else "map-based",
+            allbackups=proxy.has_option("allbackups"),
+            redispatch=redispatch,
+            timeout_queue=queue_ms / 1000.0 if queue_ms else None,
+            clock=self.reactor,  # type: ignore[arg-type]
+        )
+        return BackendRuntime(
+            name=proxy.name,
+            pool=pool,
+            algorithm=proxy.algorithm,
+            retries=proxy.effective_retries,
+            redispatch=redispatch,
+            redispatch_interval=interval,
+            timeout_connect=t.connect / 1000.0 if t.connect else None,
+            timeout_server=t.server,
+            timeout_tunnel=t.tunnel,
+            timeout_server_fin=t.server_fin,
+            tcpka=proxy.has_option("tcpka") or proxy.has_option("srvtcpka"),
+        )
+
+    def _build_frontend(self, proxy: Proxy) -> FrontendRuntime:
+        logger: TcpLogger | None = None
+        if not proxy.no_log:
+            targets = effective_targets(proxy.logs, self.config.global_.logs)
+            if targets:
+                logger = TcpLogger(targets, **self._log_kwargs)
+        return FrontendRuntime(
+            name=proxy.name,
+            proxy=proxy,
+            router=Router(proxy),
+            maxconn=proxy.maxconn or self.maxconn,
+            logger=logger,
+            tcplog=proxy.has_option("tcplog"),
+            dontlognull=proxy.has_option("dontlognull"),
+            keepalive=proxy.has_option("tcpka") or proxy.has_option("clitcpka"),
+        )
+
+    # --- running --------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Open every listener; a port that cannot be bound raises ``ListenError``."""
+        opened: list[Listener] = []
+        try:
+            for fe in self.frontends.values():
+                for bind in fe.proxy.binds:
+                    for port in bind.ports:
+                        sock = open_listening_socket(
+                            bind.listen_host, port, bind.backlog or fe.proxy.backlog
+                        )
+                        listener = Listener(
+                            self.reactor, sock, self._acceptor(fe), clock=self.reactor
+                        )
+                        listener.keepalive = fe.keepalive
+                        fe.listeners.append(listener)
+                        opened.append(listener)
+        except Exception:
+            for listener in opened:
+                listener.close()
+            raise
+        for listener in opened:
+            listener.resume()
+
+    def stop(self) -> None:
+        """Close the listeners and every session."""
+        for fe in self.frontends.values():
+            for listener in fe.listeners:
+                listener.close()
+            fe.listeners.clear()
+            if fe.logger is not None:
+                fe.logger.close()
+        for session in list(self.sessions):
+            session.abort("KD")
+
+    def _acceptor(
+        self, fe: FrontendRuntime
+    ) -> Callable[[socket.socket, tuple[str, int], tuple[str, int]], None]:
+        def accept(sock: socket.socket, peer: tuple[str, int], local: tuple[str, int]) -> None:
+            self.on_accept(fe, sock, peer, local)
+
+        return accept
+
+    def on_accept(
+        self,
+        fe: FrontendRuntime,
+        sock: socket.socket,
+        peer: tuple[str, int],
+        local: tuple[str, int],
+    ) -> None:
+        """A client connected to one of ``fe``'s listeners."""
+        self.actconn += 1
+        self.cum_conn += 1
+        fe.feconn += 1
+        fe.cum_conn += 1
+        fe.max_conn = max(fe.max_conn, fe.feconn)
+        self._check_limits(fe)
+        conn = ConnInfo(src=peer[0], src_port=peer[1], dst=local[0], dst_port=local[1])
+        logline = None
+        if fe.logger is not None:
+            if fe.tcplog:
+                logline = fe.logger.info
+            else:
+                fe.logger.info(format_connect(peer, local, fe.name))
+        backend_name = fe.router.choose(conn)
+        backend = self.backends.get(backend_name) if backend_name else None
+        session = ClientSession(
+            clock=self.reactor,
+            sock=sock,
+            conn=conn,
+            frontend_name=fe.name,
+            backend=backend,
+            client_timeouts=(fe.timeout_client, fe.timeout_client_fin),
+            start_pump=self._start_pump,
+            log=logline,
+            dontlognull=fe.dontlognull,
+            counters=lambda: (self.actconn, fe.feconn),
+            done=self._session_done(fe),
+            accepted_wall=self._wall(),
+            loop=self.loop,
+        )
+        self.sessions.add(session)
+        try:
+            session.start()
+        except Exception:
+            log.failure("session setup failed for {client}", client=peer[0])
+            session.abort("PR")
+
+    def kill_server_sessions(self, server: Server, flags: str = "D-") -> int:
+        """End every session on ``server`` (``shutdown sessions server``, or a server
+        marked down with ``on-marked-down shutdown-sessions``); how many were ended."""
+        victims = [s for s in self.sessions if s.server is server]
+        for session in victims:
+            session.abort(flags)
+        return len(victims)
+
+    def _wall(self) -> float:
+        import time
+
+        return time.time()
+
+    def _start_pump(
+        self,
+        client: socket.socket,
+        server: socket.socket,
+        timeouts: PumpTimeouts,
+        on_end: Callable[[Session, str], None],
+    ) -> Session:
+        session = Session(self.loop, client, server, timeouts, on_end)
+        session.start()
+        return session
+
+    def _session_done(self, fe: FrontendRuntime) -> Callable[[ClientSession], None]:
+        def done(session: ClientSession) -> None:
+            self.sessions.discard(session)
+            self.actconn -= 1
+            fe.feconn -= 1
+            fe.bytes_in += session.rec.bytes_in
+            fe.bytes_out += session.rec.bytes_out
+            self._check_limits(fe)
+
+        return done
+
+    def _check_limits(self, fe: FrontendRuntime) -> None:
+        """Pause listeners at ``maxconn`` (global, then frontend); resume below it."""
+        full = self.actconn >= self.maxconn
+        if full != self.full:
+            self.full = full
+            for other in self.frontends.values():
+                self._apply_pause(other)
+        else:
+            self._apply_pause(fe)
+
+    def _apply_pause(self, fe: FrontendRuntime) -> None:
+        pause = self.full or fe.feconn >= fe.maxconn
+        if pause == fe.full:
+            return
+        fe.full = pause
+        for listener in fe.listeners:
+            if pause:
+                listener.pause()
+            else:
+                listener.resume()
+
+
+class RuntimeService(service.Service):
+    """The runtime in a service tree: listeners open at start, everything closed at stop."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def startService(self) -> None:
+        self.runtime.start()
+        service.Service.startService(self)
+
+    def stopService(self) -> Any:
+        self.runtime.stop()
+        return service.Service.stopService(self)

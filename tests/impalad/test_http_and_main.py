@@ -1,0 +1,134 @@
+"""hs2-http's resource and impalad's service tree, in memory."""
+
+from __future__ import annotations
+
+import base64
+import io
+from typing import Any
+
+import pytest
+from twisted.internet import defer, task
+from twisted.internet.testing import MemoryReactorClock
+from twisted.web.test.requesthelper import DummyRequest
+
+from backends.common.flags import FlagError
+from backends.impalad import main, transport
+from backends.impalad.gen.TCLIService import ttypes as t
+from backends.impalad.server import ImpalaServer, ServerIdentity
+from backends.impalad.testing import FakeEngine, fake_session
+from tests.impalad.thriftmsg import call, reply
+
+
+def make_server() -> ImpalaServer:
+    server = ImpalaServer(
+        FakeEngine(),
+        fake_session,
+        lambda fn, *a: defer.maybeDeferred(fn, *a),
+        task.Clock(),
+        ServerIdentity("h", 1, 2, ""),
+    )
+    server.ready = True
+    return server
+
+
+def post(resource: Any, body: bytes, auth: str | None = None) -> Any:
+    request: Any = DummyRequest([b"cliservice"])
+    request.method = b"POST"
+    request.content = io.BytesIO(body)
+    if auth is not None:
+        request.requestHeaders.setRawHeaders(b"authorization", [auth.encode()])
+    result = resource.render(request)
+    if isinstance(result, bytes):
+        request.write(result)
+        request.finish()
+    return request
+
+
+def basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def test_http_post_runs_one_rpc_and_basic_user_is_session_user() -> None:
+    """A POSTed OpenSession is answered as application/x-thrift; Basic's user owns the session."""
+    server = make_server()
+    resource = transport.ThriftHttpResource(server, lambda u, p: True)
+    request = post(resource, call("OpenSession", t.TOpenSessionReq(5, "x")), basic("eve", "pw"))
+    assert request.finished
+    assert request.responseHeaders.getRawHeaders(b"content-type") == [b"application/x-thrift"]
+    resp = reply("OpenSession", b"".join(request.written))
+    assert resp.status.statusCode == t.TStatusCode.SUCCESS_STATUS
+    session = next(iter(server.sessions.values()))
+    assert session.engine_session.user == "eve" and session.session_type == "HIVESERVER2_HTTP"
+
+
+def test_http_refused_password_is_401() -> None:
+    """Basic credentials the checker refuses get 401 with WWW-Authenticate."""
+    resource = transport.ThriftHttpResource(make_server(), lambda u, p: p == "right")
+    request = post(resource, call("OpenSession", t.TOpenSessionReq(5)), basic("eve", "wrong"))
+    assert request.responseCode == 401
+    assert request.responseHeaders.getRawHeaders(b"www-authenticate")
+
+
+def test_http_garbage_body_is_400() -> None:
+    """A POST body that is not a Thrift message gets 400, not a crash."""
+    request = post(transport.ThriftHttpResource(make_server(), lambda u, p: True), b"hello")
+    assert request.responseCode == 400
+
+
+def test_basic_header_parsing() -> None:
+    """Only well-formed Basic headers yield credentials."""
+    assert transport.basic_user(basic("a", "b:c")) == ("a", "b:c")
+    assert transport.basic_user("Bearer xyz") is None
+    assert transport.basic_user("Basic !!!") is None
+    assert transport.basic_user(None) is None
+
+
+def test_make_service_listens_on_the_three_ports() -> None:
+    """makeService binds hs2, hs2-http and the web server on --listen_host and gets ready."""
+    flags = main.flag_set().parse(
+        [
+            "--listen_host=127.0.0.7",
+            "--hs2_port=1",
+            "--hs2_http_port=2",
+            "--webserver_port=3",
+            "--state_store_host=",
+        ]
+    )
+    reactor = MemoryReactorClock()
+    ready: list[str] = []
+    top = main.makeService(
+        flags,
+        reactor=reactor,
+        engine=FakeEngine(),
+        session_factory=fake_session,
+        exit=lambda code: None,
+        on_ready=ready.append,
+    )
+    top.startService()
+    try:
+        assert [(p[0], p[3]) for p in reactor.tcpServers] == [
+            (1, "127.0.0.7"),
+            (2, "127.0.0.7"),
+            (3, "127.0.0.7"),
+        ]
+        assert ready and ready[0].startswith("impalad ready: hs2=")
+        assert top.impala_server.ready  # type: ignore[attr-defined]
+    finally:
+        top.stopService()
+
+
+def test_flags_follow_impala_names_and_refuse_beeswax() -> None:
+    """Impala's defaults (21050/28000/25000) apply, and a beeswax port is refused."""
+    flags = main.flag_set().parse([])
+    assert (flags["hs2_port"], flags["hs2_http_port"], flags["webserver_port"]) == (
+        21050,
+        28000,
+        25000,
+    )
+    with pytest.raises(FlagError, match="beeswax"):
+        main.makeService(
+            main.flag_set().parse(["--beeswax_port=21000"]),
+            reactor=MemoryReactorClock(),
+            engine=FakeEngine(),
+            session_factory=fake_session,
+        )

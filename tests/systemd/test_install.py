@@ -1,0 +1,123 @@
+"""impala-lb install / uninstall: everything in place, idempotent, reversible, validated."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from backends.impalad.main import flag_set as impalad_flags
+from backends.statestore.main import flag_set as statestored_flags
+from haconfig import check
+from proxy.appliance.install import install, uninstall
+
+BINDIR = Path(sys.executable).parent
+
+
+def _install(root: Path) -> str:
+    out = io.StringIO()
+    assert install(root, BINDIR, create_user=False, systemctl=False, out=out) == 0
+    return out.getvalue()
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_install_puts_units_config_and_flagfiles_in_place(tmp_path: Path) -> None:
+    """Units, the balancer config and one flagfile per daemon instance are written."""
+    _install(tmp_path)
+    etc = tmp_path / "etc"
+    units = sorted(p.name for p in (etc / "systemd/system").iterdir())
+    assert units == [
+        "catalogd@.service",
+        "impala-lb.service",
+        "impalad@.service",
+        "statestored@.service",
+    ]
+    assert (etc / "impala-lb/impala-lb.cfg").is_file()
+    for name in ("impalad-1", "impalad-2", "impalad-3", "statestored-1", "statestored-2"):
+        assert (etc / f"impala-lb/{name}.flags").is_file(), name
+    assert (
+        f"ExecStart={BINDIR}/impala-lb -f" in (etc / "systemd/system/impala-lb.service").read_text()
+    )
+
+
+def test_installed_config_passes_our_check_and_real_haproxy(tmp_path: Path) -> None:
+    """The default config is clean for impala-lb -c and for the real haproxy -c."""
+    _install(tmp_path)
+    cfg = tmp_path / "etc/impala-lb/impala-lb.cfg"
+    ours = check(str(cfg))
+    assert ours.verdict == "clean", ours.messages
+    assert shutil.which("haproxy"), "haproxy is part of the test setup"
+    real = subprocess.run(
+        ["haproxy", "-c", "-f", str(cfg)], capture_output=True, text=True, timeout=60
+    )
+    assert real.returncode == 0, real.stderr
+    assert "Warnings were found" not in real.stdout + real.stderr
+
+
+def test_flagfiles_parse_with_the_daemons_own_flags(tmp_path: Path) -> None:
+    """Each flagfile is accepted by the daemon that reads it (no unknown flag)."""
+    _install(tmp_path)
+    conf = tmp_path / "etc/impala-lb"
+    for i in (1, 2, 3):
+        flags = impalad_flags().parse([f"--flagfile={conf / f'impalad-{i}.flags'}"])
+        assert flags.get_str("listen_host") == f"127.0.0.{10 + i}"
+    for i in (1, 2):
+        flags = statestored_flags().parse([f"--flagfile={conf / f'statestored-{i}.flags'}"])
+        assert flags.get_bool("enable_statestored_ha")
+
+
+def test_install_is_idempotent(tmp_path: Path) -> None:
+    """A second install changes nothing and says everything is up to date."""
+    _install(tmp_path)
+    before = _tree(tmp_path)
+    out = _install(tmp_path)
+    assert _tree(tmp_path) == before
+    assert "0 written" in out
+
+
+def test_operator_changes_survive_install_and_uninstall(tmp_path: Path) -> None:
+    """An edited config is kept (new one beside it as .dist) and not removed by uninstall."""
+    _install(tmp_path)
+    cfg = tmp_path / "etc/impala-lb/impala-lb.cfg"
+    cfg.write_text(cfg.read_text() + "# mine\n")
+    out = _install(tmp_path)
+    assert "kept /etc/impala-lb/impala-lb.cfg" in out
+    assert cfg.read_text().endswith("# mine\n")
+    assert (tmp_path / "etc/impala-lb/impala-lb.cfg.dist").is_file()
+    buf = io.StringIO()
+    assert uninstall(tmp_path, systemctl=False, out=buf) == 0
+    assert cfg.is_file()
+    assert not (tmp_path / "etc/systemd/system/impala-lb.service").exists()
+    assert not (tmp_path / "etc/impala-lb/impalad-1.flags").exists()
+
+
+def test_uninstall_reverses_install(tmp_path: Path) -> None:
+    """After uninstall no installed file is left (state data stays)."""
+    _install(tmp_path)
+    assert uninstall(tmp_path, systemctl=False, out=io.StringIO()) == 0
+    left = [p for p in _tree(tmp_path) if not p.startswith("var/lib/impala-lb")]
+    assert left == []
+
+
+@pytest.mark.parametrize("unit", ["impala-lb.service", "impalad@.service"])
+def test_installed_units_verify(tmp_path: Path, unit: str) -> None:
+    """The installed unit files pass systemd-analyze verify with no message."""
+    _install(tmp_path)
+    src = tmp_path / "etc/systemd/system" / unit
+    name = unit.replace("@.", "@1.")
+    shutil.copy(src, tmp_path / name)
+    r = subprocess.run(
+        ["systemd-analyze", "verify", f"./{name}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0 and not r.stderr.strip(), r.stderr
