@@ -135,11 +135,14 @@ def prometheus_name(name: str) -> str:
 
 
 def prometheus_text(
-    metrics: Mapping[str, float | int | bool], descriptions: Mapping[str, str] | None = None
+    metrics: Mapping[str, object], descriptions: Mapping[str, str] | None = None
 ) -> bytes:
     """Render flat metrics as Prometheus text (HELP, TYPE and value lines; all gauges).
 
-    Impala's dotted names become underscores; booleans become 0/1; the HELP text is
+    Impala's dotted names become underscores, and as every series is a gauge a
+    ``_total`` suffix (Prometheus keeps it for counters) is dropped:
+    ``cluster-membership.backends.total`` is ``cluster_membership_backends``.
+    Booleans become 0/1; the HELP text is
     ``descriptions[name]`` or the Impala key itself, so every series says where it
     comes from (``promtool check metrics`` wants a HELP line for each). Values that
     are not numbers are skipped, as Impala skips property metrics."""
@@ -149,6 +152,8 @@ def prometheus_text(
         if not isinstance(value, int | float):
             continue
         prom = prometheus_name(name)
+        if prom.endswith("_total") and prom != "_total":
+            prom = prom.removesuffix("_total")  # a gauge, and `_total` is for counters
         number = int(value) if isinstance(value, bool) else value
         text = (descriptions or {}).get(name) or f"Impala metric {name}"
         text = text.replace("\\", "\\\\").replace("\n", "\\n")

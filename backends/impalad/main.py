@@ -9,6 +9,15 @@ listens it prints one line to stdout::
 
     impalad ready: hs2=127.0.0.1:21050 hs2_http=127.0.0.1:28000 webserver=127.0.0.1:25000
 
+Cluster membership (``membership.py``): with ``--state_store_host`` (Impala's
+default, ``localhost``; and ``--state_store_2_host`` with
+``--enable_statestored_ha``) impalad registers with the statestore(s) and
+publishes its descriptor once it listens; ``--state_store_host=`` (empty) keeps
+it standalone. Kerberos (``--principal``, ``--be_principal``, ``--keytab_file``;
+``gssapi_auth.py``) makes every client authenticate: SASL GSSAPI on hs2,
+SPNEGO on hs2-http. TLS (``--ssl_server_certificate``, ``--ssl_private_key``;
+the web server's own ``--webserver_certificate_file``; ``tls.py``).
+
 Signals: SIGRTMIN starts a graceful shutdown (Impala's IMPALA_SHUTDOWN_SIGNAL),
 SIGTERM exits at once with status 0 (as Impala does), SIGINT stops cleanly.
 """
@@ -32,7 +41,7 @@ from twisted.python.threadpool import ThreadPool
 from backends.common import flags as flagmod
 from backends.common import web
 from backends.common.rpc import TopicRegistration
-from backends.impalad import sasl, transport, webui
+from backends.impalad import catalog_client, sasl, transport, webui
 from backends.impalad.engine_api import EngineLike, SessionFactory
 from backends.impalad.membership import (
     MEMBERSHIP_TOPICS,
@@ -80,7 +89,7 @@ def flag_set() -> flagmod.FlagSet:
         30000,
         "after a statestore failover, membership shrinkage is held back this long",
     )
-    fs.define("catalog_service_host", "localhost", "catalogd host")
+    fs.define("catalog_service_host", "", "catalogd host; empty: a metastore file of our own")
     fs.define("catalog_service_port", 26000, "catalogd port")
     fs.define("enable_catalogd_ha", False, "use a catalogd HA pair")
     # Kerberos (gssapi_auth.py) and TLS (tls.py), as Impala spells them.
@@ -95,6 +104,7 @@ def flag_set() -> flagmod.FlagSet:
     fs.define("webserver_private_key_file", "", "PEM private key of the web server")
     fs.define("is_coordinator", True, "accept client queries")
     fs.define("is_executor", True, "run query fragments")
+    catalog_client.define_flags(fs)
     return fs
 
 
@@ -214,16 +224,24 @@ def makeService(
     if flags.get_int("beeswax_port") != 0:
         raise flagmod.FlagError("beeswax is not supported: --beeswax_port must be 0")
     version = SERVER_VERSION
+    remote: catalog_client.RemoteCatalog | None = None
     if engine is None or session_factory is None:
         from backends.impalad.sql import VERSION, Engine, Session
 
         version = VERSION
         catalog = flags.get_str("catalog_path")
+        if flags.get_str("catalog_service_host"):
+            remote = catalog_client.remote_catalog(flags)
         engine = Engine(
             Path(flags.get_str("warehouse_dir")),
             catalog_path=Path(catalog) if catalog else None,
             default_options=_options(flags.get_str("default_query_options")),
+            catalog=remote,
         )
+        if remote is not None:
+            engine = catalog_client.SyncDdlEngine(
+                engine, remote, timeout=flags.get_int("sync_ddl_timeout_s")
+            )
 
         def new_session(user: str) -> Any:
             return Session(user=user)
@@ -270,7 +288,7 @@ def makeService(
     )
     check = _password_checker(flags.get_str("ldap_passwords_file"))
     mechanisms = dict(sasl.default_mechanisms(check))
-    kerberos = _kerberos(flags, hostname)
+    kerberos = _kerberos(flags)
     negotiate = None
     if kerberos is not None:
         from backends.impalad.gssapi_auth import NegotiateAcceptor, gssapi_mechanism
@@ -282,7 +300,15 @@ def makeService(
         mechanisms["GSSAPI"] = gssapi_mechanism(kerberos)
         negotiate = NegotiateAcceptor(acceptor_credentials(kerberos), kerberos).accept
     client_tls, web_tls = _tls(flags)
-    membership = _membership(flags, reactor, hostname, listen_host)
+    membership = _membership(
+        flags,
+        reactor,
+        hostname,
+        listen_host,
+        catalog_client.TOPICS if remote is not None else (),
+    )
+    if remote is not None and membership.subscriber is not None:
+        catalog_client.attach(remote, membership.subscriber)
     interface = listen_host
     listen: list[tuple[str, Any, Any]] = [
         (
@@ -398,10 +424,11 @@ def _tls(flags: flagmod.Flags) -> tuple[Any, Any]:
     return client, web_tls
 
 
-def _kerberos(flags: flagmod.Flags, hostname: str) -> Path | None:
+def _kerberos(flags: flagmod.Flags) -> Path | None:
     """The keytab to accept with when Kerberos is on (``--principal`` set), else None.
 
-    Impala's rules: ``_HOST`` is the local host name; ``--be_principal`` defaults to
+    Impala's rules: ``_HOST`` is ``--hostname`` or the machine's FQDN (never the
+    listen address); ``--be_principal`` defaults to
     ``--principal`` and alone is an error; the keytab must hold ``--principal``."""
     principal = flags.get_str("principal")
     be_principal = flags.get_str("be_principal")

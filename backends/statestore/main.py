@@ -27,6 +27,7 @@ from backends.common import web
 from backends.common.flags import FlagError, Flags, FlagSet
 from backends.common.rpc import RpcError, TlsConfig, client_endpoint, server_endpoint
 from backends.statestore import web as pages
+from backends.statestore.catalogd_mgr import CatalogdManager
 from backends.statestore.ha import HaConfig
 from backends.statestore.statestore import Statestore, StatestoreConfig, build_service
 
@@ -63,6 +64,10 @@ def flag_set() -> FlagSet:
     d("ssl_private_key", "", "PEM private key of --ssl_server_certificate")
     d("ssl_client_ca_certificate", "", "PEM CA: connect to subscribers/peer over TLS")
     d("debug_actions", "", "test hooks; DISABLE_STATESTORE_NETWORK enables the fault RPC")
+    d("enable_catalogd_ha", False, "elect one active catalogd of a pair")
+    d("catalogd_ha_preemption_wait_period_ms", 10000, "wait for the 2nd catalogd before electing")
+    d("use_subscriber_id_as_catalogd_priority", False, "lower subscriber id wins, not random")
+    d("active_catalogd_designation_monitoring_interval_ms", 100, "catalogd election period")
     return fs
 
 
@@ -150,10 +155,18 @@ def makeService(flags: Flags, reactor: Any = None) -> service.MultiService:
         ha=ha_config,
         peer_endpoint=peer,
     )
-    extra = []
+    catalogd_mgr = CatalogdManager(
+        reactor,
+        store,
+        enable_ha=flags.get_bool("enable_catalogd_ha"),
+        preemption_wait=flags.get_int("catalogd_ha_preemption_wait_period_ms") / 1000.0,
+        priority_by_subscriber_id=flags.get_bool("use_subscriber_id_as_catalogd_priority"),
+        interval=_positive_ms(flags, "active_catalogd_designation_monitoring_interval_ms"),
+    )
+    extra: list[Any] = [catalogd_mgr.service()]
     web_port = _port(flags, "webserver_port", allow_zero=True)
     if web_port:
-        site: Factory[Any] = web.make_site(pages.routes(store))
+        site: Factory[Any] = web.make_site({**pages.routes(store), **catalogd_mgr.routes()})
         endpoint = server_endpoint(
             reactor, flags.get_str("webserver_interface"), web_port, TlsConfig()
         )

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import enum
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -223,6 +222,3 @@ def probe(
         host, port, runner, timeout=timeouts.connect + 30, bindAddress=bind_address
     )
     return runner.done
-
-
-ProbeFunction = Callable[..., "Deferred[CheckResult]"]

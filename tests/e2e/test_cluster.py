@@ -97,9 +97,22 @@ def test_kill_one_impalad_queries_keep_working_then_start_it(run: Path) -> None:
     assert re.search(r"impalad-2\s+\d+\s+running", out), out
 
 
-def test_status_shows_roles_of_the_ha_pair(run: Path) -> None:
-    """status shows one active and one standby statestored."""
+@pytest.mark.parametrize("daemon", ["statestored", "catalogd"])
+def test_status_shows_roles_of_the_ha_pairs(run: Path, daemon: str) -> None:
+    """status shows one active and one standby of each HA pair."""
     rc, out = _cli(run, "status")
     assert rc == 0
-    roles = re.findall(r"statestored-\d\s+\d+\s+running\s+(\w+)", out)
+    roles = re.findall(daemon + r"-\d\s+\d+\s+running\s+(\w+)", out)
     assert sorted(roles) == ["active", "standby"], out
+
+
+def test_ddl_on_one_coordinator_is_visible_on_all(run: Path) -> None:
+    """A table created through the balancer is at once queryable on every coordinator."""
+    _shell("create table default.seen_everywhere (x int)")
+    _shell("insert into default.seen_everywhere values (1), (2)")
+    coordinators = set()
+    for _ in range(3):
+        out = _shell("select count(*) from default.seen_everywhere")
+        assert "| 2        |" in out, out
+        coordinators.add(_coordinator(out))
+    assert len(coordinators) == 3

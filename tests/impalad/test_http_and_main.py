@@ -14,6 +14,8 @@ from twisted.web.test.requesthelper import DummyRequest
 from backends.common.flags import FlagError
 from backends.impalad import main, transport
 from backends.impalad.gen.TCLIService import ttypes as t
+from backends.impalad.gssapi_auth import expand_host, short_name
+from backends.impalad.sasl import AuthenticationError
 from backends.impalad.server import ImpalaServer, ServerIdentity
 from backends.impalad.testing import FakeEngine, fake_session
 from tests.impalad.thriftmsg import call, reply
@@ -132,3 +134,103 @@ def test_flags_follow_impala_names_and_refuse_beeswax() -> None:
             engine=FakeEngine(),
             session_factory=fake_session,
         )
+
+
+def negotiate(auth: str) -> str:
+    return "Negotiate " + base64.b64encode(auth.encode()).decode()
+
+
+def fake_acceptor(token: bytes) -> tuple[str, bytes]:
+    """Stands in for the GSSAPI acceptor (the real one is tested against a KDC)."""
+    if token == b"good":
+        return "alice@EXAMPLE.TEST", b"mutual"
+    raise AuthenticationError("GSSAPI: no key for impala/x", tell_client=True)
+
+
+def test_http_negotiate_user_is_the_principal_and_mutual_token_is_sent() -> None:
+    """A Negotiate token the acceptor takes opens the session as the principal, and the
+    acceptor's token comes back in WWW-Authenticate."""
+    server = make_server()
+    resource = transport.ThriftHttpResource(
+        server, lambda u, p: True, negotiate=fake_acceptor, require_auth=True
+    )
+    request = post(resource, call("OpenSession", t.TOpenSessionReq(5)), negotiate("good"))
+    assert reply("OpenSession", b"".join(request.written)).status.statusCode == 0
+    assert request.responseHeaders.getRawHeaders(b"www-authenticate") == [
+        b"Negotiate " + base64.b64encode(b"mutual")
+    ]
+    session = next(iter(server.sessions.values()))
+    assert session.connected_user == "alice@EXAMPLE.TEST"
+
+
+def test_http_refused_negotiate_is_401_with_the_reason() -> None:
+    """A token the acceptor refuses gets 401, a Negotiate challenge and the reason."""
+    resource = transport.ThriftHttpResource(
+        make_server(), lambda u, p: True, negotiate=fake_acceptor, require_auth=True
+    )
+    request = post(resource, call("OpenSession", t.TOpenSessionReq(5)), negotiate("bad"))
+    assert request.responseCode == 401
+    assert b"no key for impala/x" in b"".join(request.written)
+    assert b"Negotiate" in request.responseHeaders.getRawHeaders(b"www-authenticate")
+
+
+def test_http_without_credentials_when_required_is_401() -> None:
+    """With authentication required, a POST without Authorization is 401 naming the schemes."""
+    resource = transport.ThriftHttpResource(
+        make_server(),
+        lambda u, p: True,
+        negotiate=fake_acceptor,
+        basic_allowed=False,
+        require_auth=True,
+    )
+    request = post(resource, call("OpenSession", t.TOpenSessionReq(5)))
+    assert request.responseCode == 401
+    assert request.responseHeaders.getRawHeaders(b"www-authenticate") == [b"Negotiate"]
+
+
+def test_be_principal_alone_is_refused() -> None:
+    """--be_principal without --principal is a flag error, as in Impala."""
+    with pytest.raises(FlagError, match="--be_principal needs --principal"):
+        main.makeService(
+            main.flag_set().parse(["--be_principal=impala/_HOST@R", "--state_store_host="]),
+            reactor=MemoryReactorClock(),
+            engine=FakeEngine(),
+            session_factory=fake_session,
+        )
+
+
+def test_principal_without_keytab_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--principal with neither --keytab_file nor KRB5_KTNAME is a flag error."""
+    monkeypatch.delenv("KRB5_KTNAME", raising=False)
+    with pytest.raises(FlagError, match="needs --keytab_file"):
+        main.makeService(
+            main.flag_set().parse(["--principal=impala/_HOST@R", "--state_store_host="]),
+            reactor=MemoryReactorClock(),
+            engine=FakeEngine(),
+            session_factory=fake_session,
+        )
+
+
+def test_tls_flags_with_a_missing_file_are_refused(tmp_path: Any) -> None:
+    """An unreadable --ssl_server_certificate is a clear flag error at start-up."""
+    with pytest.raises(FlagError, match="cannot read certificate"):
+        main.makeService(
+            main.flag_set().parse(
+                [
+                    f"--ssl_server_certificate={tmp_path / 'none.crt'}",
+                    f"--ssl_private_key={tmp_path / 'none.key'}",
+                    "--state_store_host=",
+                ]
+            ),
+            reactor=MemoryReactorClock(),
+            engine=FakeEngine(),
+            session_factory=fake_session,
+        )
+
+
+def test_host_expansion_follows_impala() -> None:
+    """_HOST in a principal becomes the (lower-cased) host name; short names drop realm/host."""
+    assert expand_host("impala/_HOST@R", "Node1.Example.Test") == "impala/node1.example.test@R"
+    assert expand_host("impala/lb@R", "x") == "impala/lb@R"
+    assert short_name("alice@EXAMPLE.TEST") == "alice"
+    assert short_name("impala/h@R") == "impala"

@@ -41,13 +41,13 @@ def test_bad_flags_are_refused_naming_the_flag(argv: list[str], message: str) ->
 
 
 def test_ha_service_tree() -> None:
-    """With HA on the tree has the RPC, HA and web listeners and five periodic timers."""
+    """With HA on the tree has the RPC, HA and web listeners and six periodic timers."""
     flags = flag_set().parse(["--enable_statestored_ha", "--webserver_port=25010"])
     top = makeService(flags, MemoryReactorClock())
     children = list(top)
     listeners = [c for c in children if isinstance(c, internet.StreamServerEndpointService)]
     timers = [c for c in children if isinstance(c, internet.TimerService)]
-    assert (len(listeners), len(timers)) == (3, 5)
+    assert (len(listeners), len(timers)) == (3, 6)  # the 6th: the catalogd election
     plain = makeService(flag_set().parse(["--webserver_port=0"]), MemoryReactorClock())
     assert len([c for c in plain if isinstance(c, internet.StreamServerEndpointService)]) == 1
 

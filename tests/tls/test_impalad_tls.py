@@ -200,3 +200,42 @@ def test_mismatched_key_is_refused_at_startup(tmp_path: Path) -> None:
     with pytest.raises(TlsError, match="unknown TLS version"):
         server_options(str(one.cert), str(one.key), "sslv3")
     assert server_options(str(one.combined), str(one.key)) is not None
+
+
+def test_membership_over_tls_with_a_tls_statestore(tmp_path: Path) -> None:
+    """With Impala's TLS flags on both, impalad registers with statestored over TLS."""
+    from tests.statestore.procs import TIMING, Statestored, wait_for
+    from tests.support.impalad import free_ports
+
+    s = Secured(tmp_path)  # one CA for every daemon
+    store = Statestored(0, tmp_path)
+    store_leaf = s.ca.issue(tmp_path / "certs", "statestored", [store.host])
+    tls_of = [f"--ssl_client_ca_certificate={s.ca.cert}"]
+    store.start(
+        None,
+        f"--ssl_server_certificate={store_leaf.cert}",
+        f"--ssl_private_key={store_leaf.key}",
+        *tls_of,
+    )
+    try:
+        d = s.start(
+            "127.0.0.104",
+            f"--state_store_host={store.host}",
+            f"--state_store_port={store.port}",
+            f"--state_store_subscriber_port={free_ports('127.0.0.104')[0]}",
+            *tls_of,
+            *TIMING,
+        )
+        context = ssl.create_default_context(cafile=str(s.ca.cert))
+
+        def registered() -> bool:
+            url = f"https://{d.host}:{d.webserver_port}/backends?json"
+            with urllib.request.urlopen(url, timeout=2, context=context) as answer:
+                doc = json.loads(answer.read())
+            return any(stub["is_primary"] for stub in doc["statestore"])
+
+        wait_for("registration over TLS", registered, timeout=20)
+    finally:
+        s.stop()
+        if store.proc is not None:
+            store.proc.stop()

@@ -1,0 +1,1 @@
+"""catalogd: the shared metastore, its ``catalog-update`` topic and its active/standby pair."""

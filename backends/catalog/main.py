@@ -1,0 +1,265 @@
+"""``catalogd``: flags (Impala's names), ``makeService(flags)`` and ``main()``.
+
+Listens on ``--catalog_service_port`` (26000, the CatalogService AMP commands) and
+``--webserver_port`` (25020: ``/healthz``, ``/metrics``, ``/jsonmetrics``,
+``/catalog``), and subscribes to the statestore(s) for the ``catalog-update`` topic
+(which it publishes when active) and the active-catalogd designation.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from twisted.application import internet, service
+from twisted.internet import defer, threads
+from twisted.internet.protocol import Factory
+from twisted.logger import Logger
+from twisted.python.threadpool import ThreadPool
+
+from backends.catalog.objects import CATALOG_TOPIC
+from backends.catalog.server import (
+    DESIGNATION_KEY,
+    DESIGNATION_TOPIC,
+    REGISTRATION_TOPIC,
+    CatalogServer,
+    CatalogServiceProtocol,
+    Designation,
+    Registration,
+    open_local_store,
+)
+from backends.common import web
+from backends.common.flags import FlagError, Flags, FlagSet
+from backends.common.rpc import RpcError, TlsConfig, TopicRegistration, server_endpoint
+from backends.common.subscriber import StatestoreSubscriber, TopicUpdate, subscriber_from_flags
+
+log = Logger()
+
+
+def flag_set() -> FlagSet:
+    fs = FlagSet("catalogd")
+    d = fs.define
+    d("hostname", "", "this host's name, advertised to the statestore (default: listen_host)")
+    d("listen_host", "0.0.0.0", "address the ports bind to; 127.0.0.x for local clusters")
+    d("catalog_service_port", 26000, "CatalogService port (ExecDdl, GetCatalogDelta)")
+    d("webserver_port", 25020, "debug web server port (0: off)")
+    d("warehouse_dir", "./warehouse", "the shared warehouse directory")
+    d("catalog_db_path", "", "the shared metastore file; default <warehouse>/.catalogd/...")
+    d("load_catalog_in_background", False, "serve at once and load table metadata after")
+    d("enable_catalogd_ha", False, "run as one of an active/standby pair")
+    d("force_catalogd_active", False, "take the active role when registering")
+    d("state_store_host", "localhost", "statestored host")
+    d("state_store_port", 24000, "statestored port")
+    d("enable_statestored_ha", False, "use a statestored HA pair")
+    d("state_store_2_host", "", "second statestored host (HA)")
+    d("state_store_2_port", 24001, "second statestored port (HA)")
+    d("state_store_subscriber_port", 23020, "port the statestore calls back on (0: any)")
+    d("statestore_heartbeat_frequency_ms", 1000, "expected statestore heartbeat period")
+    d("statestore_max_missed_heartbeats", 10, "missed heartbeats until a statestore is lost")
+    d("ssl_server_certificate", "", "PEM certificate: serve the RPC ports over TLS")
+    d("ssl_private_key", "", "PEM private key of --ssl_server_certificate")
+    d("ssl_client_ca_certificate", "", "PEM CA: connect to the statestore over TLS")
+    return fs
+
+
+class _CatalogService(service.Service):
+    """Owns the metastore's worker thread and the server's role; stops them in order."""
+
+    def __init__(self, server: CatalogServer, sub: StatestoreSubscriber, pool: ThreadPool) -> None:
+        self.server = server
+        self.sub = sub
+        self.pool = pool
+
+    def startService(self) -> None:
+        super().startService()  # type: ignore[no-untyped-call]
+        self.pool.start()
+        self.server.start()
+
+    def stopService(self) -> defer.Deferred[None]:
+        super().stopService()  # type: ignore[no-untyped-call]
+        d = self.server.stop()
+        d.addBoth(lambda _: self.pool.stop())
+        return d
+
+    def watch(self) -> None:
+        """Periodic: step down when every statestore is lost (HA only)."""
+        states = [s["state"] for s in self.sub.role_view()]
+        if states and all(s == "failed" for s in states):
+            self.server.lost_statestore()
+
+
+def makeService(flags: Flags, reactor: Any = None) -> service.MultiService:
+    """The catalogd service tree; raises FlagError on bad flags."""
+    if reactor is None:
+        from twisted.internet import reactor as global_reactor
+
+        reactor = global_reactor
+    try:
+        tls = TlsConfig.from_flags(flags)
+    except RpcError as e:
+        raise FlagError(str(e)) from None
+    listen_host = flags.get_str("listen_host")
+    hostname = flags.get_str("hostname") or (
+        listen_host if listen_host not in ("", "0.0.0.0") else socket.gethostname()
+    )
+    port = flags.get_int("catalog_service_port")
+    if not 0 < port < 65536:
+        raise FlagError(f"--catalog_service_port is not a port: {port}")
+    address = f"{hostname}:{port}"
+    warehouse = Path(flags.get_str("warehouse_dir")).resolve()
+    db_path = Path(flags.get_str("catalog_db_path") or warehouse / ".catalogd" / "metastore.duckdb")
+    interface = "" if listen_host == "0.0.0.0" else listen_host
+    sub = subscriber_from_flags(
+        flags,
+        reactor,
+        subscriber_id=f"catalog-server@{address}",
+        subscriber_type="CATALOGD",
+        topics=[
+            TopicRegistration(CATALOG_TOPIC, is_transient=False),
+            TopicRegistration(REGISTRATION_TOPIC, is_transient=True),
+            TopicRegistration(DESIGNATION_TOPIC, is_transient=False),
+        ],
+        hostname=hostname,
+        listen_interface=interface,
+    )
+    # One worker thread: metastore work stays ordered (a close runs after pending changes).
+    pool = ThreadPool(minthreads=1, maxthreads=1, name="catalogd-metastore")
+
+    def run(fn: Callable[[], Any]) -> defer.Deferred[Any]:
+        return threads.deferToThreadPool(reactor, pool, fn)
+
+    server = CatalogServer(
+        reactor,
+        open_local_store(warehouse, db_path),
+        sub,
+        address=address,
+        enable_ha=flags.get_bool("enable_catalogd_ha"),
+        load_in_background=flags.get_bool("load_catalog_in_background"),
+        run=run,
+    )
+    registration = Registration(
+        sub.subscriber_id,
+        address,
+        flags.get_bool("enable_catalogd_ha"),
+        flags.get_bool("force_catalogd_active"),
+    )
+    sub.publish(REGISTRATION_TOPIC, sub.subscriber_id, registration.to_bytes())
+
+    def on_registration(update: TopicUpdate) -> None:
+        if update.entries.get(sub.subscriber_id) != registration.to_bytes():
+            sub.publish(REGISTRATION_TOPIC, sub.subscriber_id, registration.to_bytes())
+
+    def on_designation(update: TopicUpdate) -> None:
+        value = update.entries.get(DESIGNATION_KEY)
+        if value is None:
+            return
+        try:
+            server.designated(Designation.from_bytes(value))
+        except ValueError as e:
+            log.warn("ignoring designation: {e}", e=str(e))
+
+    sub.add_topic_callback(REGISTRATION_TOPIC, on_registration)
+    sub.add_topic_callback(DESIGNATION_TOPIC, on_designation)
+    sub.add_topic_callback(CATALOG_TOPIC, lambda u: server.topic_updated(u.entries))
+
+    top = service.MultiService()
+    core = _CatalogService(server, sub, pool)
+    core.setServiceParent(top)  # type: ignore[no-untyped-call]
+    sub.setServiceParent(top)  # type: ignore[no-untyped-call]
+    watch = internet.TimerService(sub.heartbeat_interval, core.watch)
+    watch.clock = reactor
+    watch.setServiceParent(top)
+    factory = Factory.forProtocol(lambda: CatalogServiceProtocol(server))
+    factory.noisy = False
+    rpc = internet.StreamServerEndpointService(
+        server_endpoint(reactor, interface, port, tls), factory
+    )
+    rpc._raiseSynchronously = True
+    rpc.setServiceParent(top)
+    top.catalog_server = server  # type: ignore[attr-defined]
+    web_port = flags.get_int("webserver_port")
+    if web_port:
+
+        def metrics() -> dict[str, Any]:
+            out = server.metrics()
+            out.update(sub.metrics())
+            return out
+
+        def metrics_page(request: web.WebRequest) -> web.Response:
+            values = metrics()
+            if request.wants_json:
+                return web.Response.json(
+                    {
+                        "metric_group": {
+                            "name": "catalog-server",
+                            "metrics": [{"name": k, "value": v} for k, v in sorted(values.items())],
+                            "child_groups": [],
+                        }
+                    }
+                )
+            return web.Response.json(values)
+
+        def catalog_page(_: web.WebRequest) -> web.Response:
+            return web.Response.json(server.catalog_view())
+
+        routes: dict[str, web.Handler] = {
+            "/healthz": web.healthz(lambda: bool(rpc.running)),
+            "/metrics": metrics_page,
+            "/jsonmetrics": lambda _: web.Response.json(metrics()),
+            "/metrics_prometheus": lambda _: web.Response(
+                200,
+                web.prometheus_text(
+                    {k: v for k, v in metrics().items() if isinstance(v, int | float)}
+                ),
+                "text/plain; version=0.0.4",
+            ),
+            "/catalog": catalog_page,
+        }
+        internet.StreamServerEndpointService(
+            server_endpoint(reactor, interface, web_port, TlsConfig()),
+            web.make_site(routes),
+        ).setServiceParent(top)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from backends.statestore.main import begin_logging
+
+    fs = flag_set()
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--help" in args or "-help" in args:
+        print(fs.usage())
+        return 0
+    try:
+        flags = fs.parse(args)
+        from twisted.internet import reactor as global_reactor
+
+        reactor: Any = global_reactor
+        top = makeService(flags, reactor)
+    except FlagError as e:
+        print(f"catalogd: {e}", file=sys.stderr)
+        return 2
+    begin_logging()
+    failed: list[bool] = []
+
+    def start() -> None:
+        try:
+            top.startService()
+        except Exception as e:
+            log.critical("catalogd failed to start: {e}", e=str(e))
+            failed.append(True)
+            reactor.stop()
+
+    reactor.callWhenRunning(start)
+    reactor.addSystemEventTrigger(
+        "before", "shutdown", lambda: None if failed else top.stopService()
+    )
+    reactor.run()
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,294 @@
+"""Real statestored, catalogd and impalad processes on 127.0.0.x, stopped by PID."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from impala.dbapi import connect
+
+ROOT = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
+HEARTBEAT = [
+    "--statestore_heartbeat_frequency_ms=100",
+    "--statestore_max_missed_heartbeats=5",
+]
+
+
+def free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_for(what: str, check: Callable[[], T | None], timeout: float = 20.0) -> T:
+    """Poll ``check`` until it returns something truthy; fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+            last = result
+            if result:
+                return result
+        except Exception as e:  # the daemon may not be up yet
+            last = e
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+class Proc:
+    """One daemon process, its output in a log file."""
+
+    def __init__(self, name: str, argv: list[str], log: Path) -> None:
+        self.name = name
+        self.argv = argv
+        self.log = log
+        self.popen: subprocess.Popen[bytes] | None = None
+
+    def start(self, *extra: str) -> None:
+        with open(self.log, "ab") as out:
+            self.popen = subprocess.Popen(
+                [sys.executable, *self.argv, *extra],
+                cwd=ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
+            )
+
+    @property
+    def running(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def kill(self) -> None:
+        if self.popen is not None and self.popen.poll() is None:
+            os.kill(self.popen.pid, signal.SIGKILL)
+            self.popen.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.popen is not None and self.popen.poll() is None:
+            os.kill(self.popen.pid, signal.SIGINT)
+            try:
+                self.popen.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=2) as r:
+        return json.loads(r.read())
+
+
+class Catalogd:
+    def __init__(self, index: int, tmp: Path, statestore: list[str], ha: bool) -> None:
+        self.host = f"127.0.0.{10 + index}"
+        self.port = free_port(self.host)
+        self.web_port = free_port(self.host)
+        self.address = f"{self.host}:{self.port}"
+        self.argv = [
+            "-m",
+            "backends.catalog.main",
+            f"--listen_host={self.host}",
+            f"--catalog_service_port={self.port}",
+            f"--webserver_port={self.web_port}",
+            *statestore,
+            "--state_store_subscriber_port=0",
+            f"--warehouse_dir={tmp / 'warehouse'}",
+            *HEARTBEAT,
+        ]
+        if ha:
+            self.argv.append("--enable_catalogd_ha")
+        self.proc = Proc(f"catalogd{index}", self.argv, tmp / f"catalogd{index}.log")
+
+    def metrics(self) -> dict[str, Any]:
+        result: dict[str, Any] = get_json(f"http://{self.host}:{self.web_port}/jsonmetrics?json")
+        return result
+
+    def is_active(self) -> bool:
+        try:
+            return bool(self.metrics()["catalog-server.active-status"])
+        except OSError:
+            return False
+
+
+class Impalad:
+    def __init__(
+        self, index: int, tmp: Path, statestore: list[str], catalogd: str, sync_reads: bool
+    ) -> None:
+        self.host = f"127.0.0.{20 + index}"
+        self.hs2_port = free_port(self.host)
+        self.web_port = free_port(self.host)
+        host, port = catalogd.rsplit(":", 1)
+        self.argv = [
+            "-m",
+            "backends.impalad.main",
+            f"--listen_host={self.host}",
+            f"--hs2_port={self.hs2_port}",
+            "--hs2_http_port=0",
+            f"--webserver_port={self.web_port}",
+            *statestore,
+            f"--state_store_subscriber_port={free_port(self.host)}",
+            f"--catalog_service_host={host}",
+            f"--catalog_service_port={port}",
+            f"--warehouse_dir={tmp / 'warehouse'}",
+            "--catalog_client_rpc_retry_interval_ms=200",
+            "--catalog_client_connection_num_retries=30",
+            "--sync_ddl_timeout_s=20",
+            f"--catalog_sync_reads={str(sync_reads).lower()}",
+            *HEARTBEAT,
+        ]
+        self.proc = Proc(f"impalad{index}", self.argv, tmp / f"impalad{index}.log")
+
+    def run(self, sql: str, options: dict[str, str] | None = None) -> list[tuple[Any, ...]]:
+        """One statement on a fresh connection; the rows it returned."""
+        conn = connect(host=self.host, port=self.hs2_port, timeout=60)
+        try:
+            cur = conn.cursor(configuration=options or {})
+            cur.execute(sql)
+            rows = cur.fetchall() if cur.description else []
+            cur.close()
+            return [tuple(r) for r in rows]
+        finally:
+            conn.close()
+
+    def ready(self) -> bool:
+        with socket.create_connection((self.host, self.hs2_port), timeout=1):
+            return True
+
+
+class Statestored:
+    def __init__(self, index: int, tmp: Path, pair: bool, ha: bool) -> None:
+        self.host = f"127.0.0.{5 + index}"
+        self.port = free_port(self.host)
+        self.ha_port = free_port(self.host)
+        self.web_port = free_port(self.host)
+        self.argv = [
+            "-m",
+            "backends.statestore.main",
+            f"--hostname={self.host}",
+            f"--listen_interface={self.host}",
+            f"--webserver_interface={self.host}",
+            f"--state_store_port={self.port}",
+            f"--webserver_port={self.web_port}",
+            "--statestore_update_frequency_ms=100",
+            "--statestore_heartbeat_tcp_timeout_seconds=1",
+            "--catalogd_ha_preemption_wait_period_ms=1500",
+            "--use_subscriber_id_as_catalogd_priority",
+            *HEARTBEAT,
+        ]
+        if ha:
+            self.argv.append("--enable_catalogd_ha")
+        if pair:
+            self.argv += [
+                "--enable_statestored_ha",
+                f"--state_store_ha_port={self.ha_port}",
+                "--statestore_ha_heartbeat_monitoring_frequency_ms=100",
+                "--statestore_ha_preemption_wait_period_ms=1500",
+                "--statestore_ha_client_rpc_timeout_ms=500",
+                "--use_network_address_as_statestore_priority",
+            ]
+        self.proc = Proc(f"statestored{index}", self.argv, tmp / f"statestored{index}.log")
+
+    def peer_with(self, other: Statestored) -> None:
+        self.proc.argv += [
+            f"--state_store_peer_host={other.host}",
+            f"--state_store_peer_ha_port={other.ha_port}",
+        ]
+
+    def is_active(self) -> bool:
+        url = f"http://{self.host}:{self.web_port}/jsonmetrics"
+        try:
+            return bool(get_json(url)["statestore.active-status"])
+        except OSError:
+            return False
+
+
+class Cluster:
+    """One or two statestoreds, two HA catalogds (or one), three impalads, one warehouse."""
+
+    def __init__(
+        self,
+        tmp: Path,
+        *,
+        catalogds: int = 2,
+        statestores: int = 1,
+        ha: bool = True,
+        sync_reads: bool = True,
+        catalogd_flags: tuple[str, ...] = (),
+    ) -> None:
+        self.tmp = tmp
+        (tmp / "warehouse").mkdir(exist_ok=True)
+        pair = statestores == 2
+        self.statestoreds = [Statestored(i, tmp, pair, ha) for i in range(statestores)]
+        if pair:
+            self.statestoreds[0].peer_with(self.statestoreds[1])
+            self.statestoreds[1].peer_with(self.statestoreds[0])
+        first_ss = self.statestoreds[0]
+        ss = [f"--state_store_host={first_ss.host}", f"--state_store_port={first_ss.port}"]
+        if pair:
+            second = self.statestoreds[1]
+            ss += [
+                "--enable_statestored_ha",
+                f"--state_store_2_host={second.host}",
+                f"--state_store_2_port={second.port}",
+            ]
+        self.catalogds = [Catalogd(i, tmp, ss, ha) for i in range(catalogds)]
+        for c in self.catalogds:
+            c.proc.argv.extend(catalogd_flags)
+        first = self.catalogds[0].address
+        self.impalads = [Impalad(i, tmp, ss, first, sync_reads) for i in range(3)]
+
+    def start(self) -> None:
+        for s in self.statestoreds:
+            s.proc.start()
+        for c in self.catalogds:
+            c.proc.start()
+        for d in self.impalads:
+            d.proc.start()
+        wait_for("one active catalogd", self.active, timeout=30)
+        for d in self.impalads:
+            wait_for(f"{d.proc.name} listening", d.ready, timeout=30)
+
+    def active(self) -> Catalogd | None:
+        actives = [c for c in self.catalogds if c.proc.running and c.is_active()]
+        return actives[0] if len(actives) == 1 else None
+
+    def active_statestored(self) -> Statestored | None:
+        actives = [s for s in self.statestoreds if s.proc.running and s.is_active()]
+        return actives[0] if len(actives) == 1 else None
+
+    def stop(self) -> None:
+        for p in [d.proc for d in self.impalads] + [c.proc for c in self.catalogds]:
+            p.stop()
+        for s in self.statestoreds:
+            s.proc.stop()
+
+    def logs(self) -> str:
+        out = []
+        for log in sorted(self.tmp.glob("*.log")):
+            out.append(f"==== {log.name}\n{log.read_text(errors='replace')[-3000:]}")
+        return "\n".join(out)
+
+
+@contextlib.contextmanager
+def running_cluster(tmp: Path, **kw: Any) -> Iterator[Cluster]:
+    cluster = Cluster(tmp, **kw)
+    try:
+        cluster.start()
+        yield cluster
+    except BaseException:
+        print(cluster.logs())
+        raise
+    finally:
+        cluster.stop()
