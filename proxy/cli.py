@@ -137,6 +137,8 @@ def run(files: Sequence[str], *, pidfile: str | None = None, debug: bool = False
     except (ListenError, ValueError) as e:
         print(f"[ALERT]    ({os.getpid()}) : {e}", file=sys.stderr)
         return 1
+    from proxy.reload import Reloader
+
     observability = _observability(runtime, reactor)
     if observability is not None:
         try:
@@ -174,20 +176,12 @@ def run(files: Sequence[str], *, pidfile: str | None = None, debug: bool = False
             reactor.callLater(0.2, _stop_when_idle)
 
     def reload(signum: int, frame: object) -> None:
-        reactor.callFromThread(_reload)
+        reactor.callFromThread(reloader.request)
 
-    def _reload() -> None:
-        # Applying a new config (diff, keep servers, swap listeners) is issue 4. Until
-        # then a SIGHUP validates the file and keeps serving on the running config,
-        # instead of SIGHUP's default action (terminate).
-        notifier.reloading()
-        new = load_config(files)
-        if new is None:
-            _log.error("reload refused: invalid configuration, keeping the running one")
-        else:
-            _log.warn("reload: applying a new configuration is not implemented yet")
-        notifier.ready()
+    def build_observability() -> Any:
+        return _observability(runtime, reactor)
 
+    reloader = Reloader(files, runtime, notifier, build_observability, observability)
     signal.signal(signal.SIGHUP, reload)
     signal.signal(signal.SIGTERM, hard_stop)
     signal.signal(signal.SIGINT, hard_stop)
@@ -197,8 +191,8 @@ def run(files: Sequence[str], *, pidfile: str | None = None, debug: bool = False
     reactor.run(installSignalHandlers=False)
     notifier.stopping()
     watchdog.stopService()
-    if observability is not None:
-        observability.stopService()
+    if reloader.observability is not None:
+        reloader.observability.stopService()
     runtime.stop()
     if pidpath:
         with contextlib.suppress(OSError):

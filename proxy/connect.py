@@ -34,6 +34,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from proxy._reactor import Clock
+from proxy._tls_socket import TLSSocket
 from proxy.pump import PumpLoop, PumpTimeouts, Session
 from proxy.routing import ConnInfo
 from proxy.tcplog import SessionRecord, format_tcplog
@@ -192,7 +193,8 @@ class ClientSession:
             client_ip=conn.src,
             client_port=conn.src_port,
             accept_time=accepted_wall,
-            frontend=frontend_name,
+            # %ft: HAProxy appends "~" when the client came over TLS (bind ... ssl).
+            frontend=frontend_name + "~" if isinstance(sock, TLSSocket) else frontend_name,
             backend=backend.name if backend else frontend_name,
         )
         self.server: Server | None = None

@@ -59,6 +59,9 @@ class Listener:
         self.sock = sock
         self.on_accept = on_accept
         self.local: tuple[str, int] = sock.getsockname()[:2]
+        #: The configured (listen host, port) this socket serves; a reload keeps the
+        #: socket of every address that is still configured, whichever frontend owns it.
+        self.key: tuple[str, int] = self.local
         self.reading = False
         self.keepalive = False
         self.accepted = 0
@@ -89,6 +92,11 @@ class Listener:
     def close(self) -> None:
         self.pause()
         self.sock.close()
+
+    def rebind(self, on_accept: Accept, keepalive: bool) -> None:
+        """Hand this socket to another frontend (reload): later accepts go to ``on_accept``."""
+        self.on_accept = on_accept
+        self.keepalive = keepalive
 
     def _back_off(self) -> None:
         """Out of descriptors: stop polling for a moment instead of spinning on accept."""

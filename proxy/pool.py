@@ -295,6 +295,18 @@ class BackendPool:
         self._after_change()
         return server
 
+    def reconfigure(
+        self, algorithm: str, *, hash_type: str = "map-based", allbackups: bool = False
+    ) -> None:
+        """Rebuild the algorithm over the same servers (reload: a changed ``balance``,
+        ``hash-type``, ``allbackups``, or a server's ``backup`` flag). Load counts come
+        from the servers themselves, so established connections are accounted for."""
+        self.algorithm = algorithm
+        self.hash_type = hash_type
+        self.allbackups = allbackups
+        self._algo = self._build(self._servers)
+        self._after_change()
+
     def close(self) -> None:
         """Fail every queued connection and stop all timers (the backend goes away)."""
         for p in list(self._backend_queue) + [p for q in self._server_queues.values() for p in q]:

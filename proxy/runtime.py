@@ -19,12 +19,13 @@ import resource
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from twisted.application import service
 from twisted.logger import Logger
 
-from haconfig.model import Config, Proxy
+from haconfig.model import Bind, Config, Proxy
+from haconfig.model import Server as ServerModel
 from proxy._reactor import Reactor
 from proxy.connect import BackendRuntime, ClientSession, Dialer, SocketDialer
 from proxy.frontend import Listener, open_listening_socket
@@ -33,6 +34,11 @@ from proxy.routing import ConnInfo, Router
 from proxy.server import Server
 from proxy.tcplog import Logger as TcpLogger
 from proxy.tcplog import effective_targets, format_connect
+from proxy.tls import FrontendTLS, tls_dialer
+
+if TYPE_CHECKING:
+    from proxy.pool import BackendPool
+    from proxy.reload import ReloadReport
 
 log = Logger()
 
@@ -94,6 +100,8 @@ class FrontendRuntime:
     #: At maxconn: listeners paused, clients wait in the backlog. The frontend stays
     #: OPEN in the stats, as in HAProxy 2.6 (spec 1.12).
     full: bool = False
+    #: ``bind ... ssl``: handshakes before sessions (proxy.tls); None without TLS binds.
+    tls: FrontendTLS | None = None
 
     @property
     def timeout_client(self) -> int | None:
@@ -102,6 +110,13 @@ class FrontendRuntime:
     @property
     def timeout_client_fin(self) -> int | None:
         return self.proxy.timeouts.client_fin
+
+
+def _timeout_queue(proxy: Proxy) -> float | None:
+    """``timeout queue`` in seconds (``timeout connect`` when unset), None for none."""
+    t = proxy.timeouts
+    queue_ms = t.queue if t.queue is not None else t.connect
+    return queue_ms / 1000.0 if queue_ms else None
 
 
 def _option_redispatch(proxy: Proxy) -> tuple[bool, int]:
@@ -145,10 +160,12 @@ class Runtime:
         self._log_kwargs: dict[str, Any] = {"tag": log_tag}
         if stream_for is not None:
             self._log_kwargs["stream_for"] = stream_for
-        make_dialer = dialer or self._socket_dialer
+        self._make_dialer = dialer or self._socket_dialer
+        #: hard-stop-after timers of sessions left on removed backends/servers (reload)
+        self._hard_stops: set[Any] = set()
         for proxy in config.backends:
             be = self._build_backend(proxy)
-            be.dialer = make_dialer(be)
+            be.dialer = self._make_dialer(be)
             self.backends[proxy.name] = be
         for proxy in config.frontends:
             if proxy.serves_stats_page:
@@ -157,35 +174,45 @@ class Runtime:
 
     # --- building -------------------------------------------------------------------
 
+    def _dialer_for(self, be: BackendRuntime) -> Dialer:
+        return self._make_dialer(be)
+
     def _socket_dialer(self, be: BackendRuntime) -> Dialer:
-        return SocketDialer(self.loop, self.reactor, keepalive=be.tcpka)
+        plain = SocketDialer(self.loop, self.reactor, keepalive=be.tcpka)
+        proxy = self.config.backend(be.name)
+        if proxy is None:
+            return plain
+        # ``server ... ssl``: re-encryption (proxy.tls); plain TCP for the others.
+        return tls_dialer(proxy, plain, self.loop, self.reactor, resolve_host)
+
+    def _new_server(self, proxy: Proxy, s: ServerModel, index: int) -> Server:
+        """A :class:`Server` for the ``index``-th (from 1) ``server`` line of ``proxy``."""
+        p = proxy.server_params(s)
+        return Server(
+            s.name,
+            clock=self.reactor,  # type: ignore[arg-type]
+            backend=proxy.name,
+            puid=p.id or index,
+            host=resolve_host(s.host),
+            port=s.port,
+            port_offset=s.port_offset,
+            weight=1 if p.weight is None else p.weight,
+            maxconn=p.maxconn or 0,
+            maxqueue=p.maxqueue or 0,
+            backup=bool(p.backup),
+            disabled=bool(p.disabled),
+            slowstart=(p.slowstart or 0) / 1000.0,
+        )
 
     def _build_backend(self, proxy: Proxy) -> BackendRuntime:
         from proxy.pool import BackendPool
 
         servers: list[Server] = []
         for index, s in enumerate(proxy.servers, start=1):
-            p = proxy.server_params(s)
-            server = Server(
-                s.name,
-                clock=self.reactor,  # type: ignore[arg-type]
-                backend=proxy.name,
-                puid=p.id or index,
-                host=resolve_host(s.host),
-                port=s.port,
-                port_offset=s.port_offset,
-                weight=1 if p.weight is None else p.weight,
-                maxconn=p.maxconn or 0,
-                maxqueue=p.maxqueue or 0,
-                backup=bool(p.backup),
-                disabled=bool(p.disabled),
-                slowstart=(p.slowstart or 0) / 1000.0,
-            )
+            server = self._new_server(proxy, s, index)
             self.servers[(proxy.name, s.name)] = server
             servers.append(server)
-        redispatch, interval = _option_redispatch(proxy)
-        t = proxy.timeouts
-        queue_ms = t.queue if t.queue is not None else t.connect
+        redispatch, _ = _option_redispatch(proxy)
         pool = BackendPool(
             proxy.name,
             servers,
@@ -193,9 +220,15 @@ class Runtime:
             hash_type=proxy.hash_type[0] if proxy.hash_type else "map-based",
             allbackups=proxy.has_option("allbackups"),
             redispatch=redispatch,
-            timeout_queue=queue_ms / 1000.0 if queue_ms else None,
+            timeout_queue=_timeout_queue(proxy),
             clock=self.reactor,  # type: ignore[arg-type]
         )
+        return self._backend_runtime(proxy, pool)
+
+    def _backend_runtime(self, proxy: Proxy, pool: BackendPool) -> BackendRuntime:
+        """The connection settings of backend ``proxy`` around ``pool``."""
+        redispatch, interval = _option_redispatch(proxy)
+        t = proxy.timeouts
         return BackendRuntime(
             name=proxy.name,
             pool=pool,
@@ -225,6 +258,9 @@ class Runtime:
             tcplog=proxy.has_option("tcplog"),
             dontlognull=proxy.has_option("dontlognull"),
             keepalive=proxy.has_option("tcpka") or proxy.has_option("clitcpka"),
+            tls=FrontendTLS.build(
+                proxy, self.loop, self.reactor, log=logger.info if logger else None, wall=self._wall
+            ),
         )
 
     # --- running --------------------------------------------------------------------
@@ -236,13 +272,7 @@ class Runtime:
             for fe in self.frontends.values():
                 for bind in fe.proxy.binds:
                     for port in bind.ports:
-                        sock = open_listening_socket(
-                            bind.listen_host, port, bind.backlog or fe.proxy.backlog
-                        )
-                        listener = Listener(
-                            self.reactor, sock, self._acceptor(fe), clock=self.reactor
-                        )
-                        listener.keepalive = fe.keepalive
+                        listener = self._open_listener(fe, bind, port)
                         fe.listeners.append(listener)
                         opened.append(listener)
         except Exception:
@@ -251,6 +281,23 @@ class Runtime:
             raise
         for listener in opened:
             listener.resume()
+
+    def _open_listener(self, fe: FrontendRuntime, bind: Bind, port: int) -> Listener:
+        """A paused listener for one port of one ``bind`` line of ``fe``."""
+        sock = open_listening_socket(bind.listen_host, port, bind.backlog or fe.proxy.backlog)
+        listener = Listener(self.reactor, sock, self._acceptor(fe), clock=self.reactor)
+        listener.keepalive = fe.keepalive
+        listener.key = (bind.listen_host, port)
+        return listener
+
+    def apply(self, config: Config) -> ReloadReport:
+        """Reload: diff ``config`` against the running one and apply it in place
+        (:func:`proxy.reload.apply_config`); raises ``ReloadError`` and changes
+        nothing when the new config cannot be applied (a port that cannot be bound,
+        a server name that does not resolve)."""
+        from proxy.reload import apply_config
+
+        return apply_config(self, config)
 
     def stop(self) -> None:
         """Close the listeners and every session."""
@@ -262,6 +309,10 @@ class Runtime:
                 fe.logger.close()
         for session in list(self.sessions):
             session.abort("KD")
+        for call in list(self._hard_stops):
+            if call.active():
+                call.cancel()
+        self._hard_stops.clear()
 
     def _acceptor(
         self, fe: FrontendRuntime
@@ -269,7 +320,7 @@ class Runtime:
         def accept(sock: socket.socket, peer: tuple[str, int], local: tuple[str, int]) -> None:
             self.on_accept(fe, sock, peer, local)
 
-        return accept
+        return fe.tls.acceptor(accept) if fe.tls is not None else accept
 
     def on_accept(
         self,
@@ -315,6 +366,37 @@ class Runtime:
         except Exception:
             log.failure("session setup failed for {client}", client=peer[0])
             session.abort("PR")
+
+    def drain(self, *, be: BackendRuntime | None = None, server: Server | None = None) -> int:
+        """A reload removed ``be`` or ``server``: its established sessions finish on their
+        own, bounded by ``hard-stop-after`` (global) when set; how many are draining."""
+        left = [
+            s for s in self.sessions if (be and s.backend is be) or (server and s.server is server)
+        ]
+        what = be.name if be is not None else f"{server.backend}/{server.name}" if server else ""
+        limit = self.config.global_.hard_stop_after
+        if left:
+            log.info(
+                "reload: {what} removed, {count} session(s) draining", what=what, count=len(left)
+            )
+        if left and limit:
+            victims = set(left)
+
+            def hard_stop() -> None:
+                self._hard_stops.discard(call)
+                alive = [s for s in victims if s in self.sessions]
+                if alive:
+                    log.warn(
+                        "hard-stop-after: closing {count} session(s) left on {what}",
+                        count=len(alive),
+                        what=what,
+                    )
+                for session in alive:
+                    session.abort("KD")
+
+            call = self.reactor.callLater(limit / 1000.0, hard_stop)
+            self._hard_stops.add(call)
+        return len(left)
 
     def kill_server_sessions(self, server: Server, flags: str = "D-") -> int:
         """End every session on ``server`` (``shutdown sessions server``, or a server

@@ -66,7 +66,7 @@ from backends.catalog.protocol import (
     standby_message,
 )
 from backends.common.rpc import Clock
-from backends.impalad.sql import Catalog, DataFile, ImpalaError, LocalCatalog, Table
+from backends.impalad.sql import Catalog, ImpalaError, LocalCatalog, Table, scan_files
 
 log = Logger()
 REGISTRATION_TOPIC = "catalogd-registration"
@@ -132,30 +132,6 @@ class Publisher(Protocol):
     """Where topic writes go: the statestore subscriber (or a list, in tests)."""
 
     def publish(self, topic: str, key: str, value: bytes) -> None: ...
-
-
-def scan_files(t: Table) -> list[DataFile]:
-    """The data files now in a table's directory, as impalad's engine scans them."""
-    root = pathlib.Path(t.location)
-    keys = [c.name for c in t.partition_columns]
-    found: list[DataFile] = []
-    if not t.location or not root.is_dir():
-        return found
-
-    def walk(directory: pathlib.Path, depth: int, part: tuple[tuple[str, str], ...]) -> None:
-        for entry in sorted(directory.iterdir()):
-            if entry.name.startswith((".", "_")):
-                continue
-            if depth < len(keys):
-                if entry.is_dir() and "=" in entry.name:
-                    k, v = entry.name.split("=", 1)
-                    if k.lower() == keys[depth]:
-                        walk(entry, depth + 1, (*part, (keys[depth], v)))
-            elif entry.is_file():
-                found.append(DataFile(str(entry.relative_to(root)), entry.stat().st_size, part))
-
-    walk(root, 0, ())
-    return found
 
 
 OpenStore = Callable[[], Catalog]

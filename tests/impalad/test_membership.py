@@ -184,3 +184,17 @@ def test_make_service_with_a_statestore_adds_the_subscriber_port() -> None:
         assert membership.descriptor.hs2_port == 1
     finally:
         top.stopService()
+
+
+def test_shutdown_start_hooks_run_once() -> None:
+    """A shutdown start hook (publishing is_quiescing) runs when shutdown starts, not again."""
+    from backends.impalad.shutdown import ShutdownController
+
+    calls: list[str] = []
+    clock = task.Clock()
+    controller = ShutdownController(clock, 5, 60, lambda: 0, lambda: None, lambda code: None)
+    controller.on_start(lambda: calls.append("quiescing"))
+    controller.start()
+    controller.start(deadline_s=10)
+    assert calls == ["quiescing"]
+    clock.advance(6)

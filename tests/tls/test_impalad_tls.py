@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import socket
 import ssl
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -203,7 +204,8 @@ def test_mismatched_key_is_refused_at_startup(tmp_path: Path) -> None:
 
 
 def test_membership_over_tls_with_a_tls_statestore(tmp_path: Path) -> None:
-    """With Impala's TLS flags on both, impalad registers with statestored over TLS."""
+    """With Impala's TLS flags on both, impalad registers with statestored over TLS and keeps
+    getting its heartbeats (the statestore's calls back are TLS too)."""
     from tests.statestore.procs import TIMING, Statestored, wait_for
     from tests.support.impalad import free_ports
 
@@ -235,6 +237,10 @@ def test_membership_over_tls_with_a_tls_statestore(tmp_path: Path) -> None:
             return any(stub["is_primary"] for stub in doc["statestore"])
 
         wait_for("registration over TLS", registered, timeout=20)
+        time.sleep(1.0)  # longer than 5 missed heartbeats: the statestore's calls arrive too
+        url = f"https://{d.host}:{d.webserver_port}/jsonmetrics"
+        with urllib.request.urlopen(url, timeout=2, context=context) as answer:
+            assert json.loads(answer.read())["statestore-subscriber.connected"] is True
     finally:
         s.stop()
         if store.proc is not None:

@@ -17,7 +17,7 @@ its runtime errors. DDL and DML are done when ``execute`` returns.
 
 from __future__ import annotations
 
-from ._catalog import Catalog, Database, DataFile, LocalCatalog, Table
+from ._catalog import Catalog, Database, DataFile, LocalCatalog, Table, scan_files
 from ._engine import VERSION, Engine
 from ._errors import ImpalaError
 from ._results import Session, Statement
@@ -35,4 +35,5 @@ __all__ = [
     "Session",
     "Statement",
     "Table",
+    "scan_files",
 ]

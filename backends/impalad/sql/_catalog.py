@@ -355,3 +355,28 @@ class LocalCatalog:
         with self._lock:
             t = self._existing(db, name)
             return self._put_table(dataclasses.replace(t, row_count=rows))
+
+
+def scan_files(t: Table) -> list[DataFile]:
+    """The data files now in a table's directory, as Impala sees them: partition directories
+    ``key=value`` in the partition columns' order, hidden (``.``/``_``) names skipped."""
+    root = pathlib.Path(t.location)
+    keys = [c.name for c in t.partition_columns]
+    found: list[DataFile] = []
+    if not t.location or not root.is_dir():
+        return found
+
+    def walk(directory: pathlib.Path, depth: int, part: tuple[tuple[str, str], ...]) -> None:
+        for entry in sorted(directory.iterdir()):
+            if entry.name.startswith((".", "_")):
+                continue
+            if depth < len(keys):
+                if entry.is_dir() and "=" in entry.name:
+                    k, v = entry.name.split("=", 1)
+                    if k.lower() == keys[depth]:
+                        walk(entry, depth + 1, (*part, (keys[depth], v)))
+            elif entry.is_file():
+                found.append(DataFile(str(entry.relative_to(root)), entry.stat().st_size, part))
+
+    walk(root, 0, ())
+    return found

@@ -27,7 +27,16 @@ from sqlglot import exp
 
 from . import _options
 from ._arith import type_int_literal, type_literal_projections, widen_integer_arithmetic
-from ._catalog import BUILTINS_DB, DEFAULT_DB, Catalog, Database, DataFile, LocalCatalog, Table
+from ._catalog import (
+    BUILTINS_DB,
+    DEFAULT_DB,
+    Catalog,
+    Database,
+    DataFile,
+    LocalCatalog,
+    Table,
+    scan_files,
+)
 from ._dialect import REWRITES, Impala, rewrite_functions
 from ._errors import ImpalaError, analysis, parse_error
 from ._recognize import (
@@ -400,34 +409,10 @@ class Engine:
 
     # -- files on disk --------------------------------------------------------------------
 
-    def _scan_files(self, t: Table) -> list[DataFile]:
-        """The data files now in a table's directory, as Impala would see them."""
-        root = pathlib.Path(t.location)
-        keys = [c.name for c in t.partition_columns]
-        found: list[DataFile] = []
-        if not root.is_dir():
-            return found
-
-        def walk(directory: pathlib.Path, depth: int, part: tuple[tuple[str, str], ...]) -> None:
-            for entry in sorted(directory.iterdir()):
-                if entry.name.startswith((".", "_")):
-                    continue
-                if depth < len(keys):
-                    if entry.is_dir() and "=" in entry.name:
-                        k, v = entry.name.split("=", 1)
-                        if k.lower() == keys[depth]:
-                            walk(entry, depth + 1, (*part, (keys[depth], v)))
-                elif entry.is_file():
-                    rel = str(entry.relative_to(root))
-                    found.append(DataFile(rel, entry.stat().st_size, part))
-
-        walk(root, 0, ())
-        return found
-
     def _rescan(self, t: Table) -> int:
         if t.is_view:
             return self.catalog.version
-        return self.catalog.replace_files(t.db, t.name, self._scan_files(t))
+        return self.catalog.replace_files(t.db, t.name, scan_files(t))
 
     def _default_location(self, db: str, name: str) -> str:
         d = self._need_db(db)
