@@ -1,12 +1,14 @@
-"""Benchmark impalad directly with impyla: small-query QPS/latency and large-result rows/s.
+"""Benchmark impalad with impyla, direct and through the balancer: small-query QPS and
+latency, and large-result rows/s.
 
     .venv/bin/python -m bench.bench_impalad [--seconds 5] [--rows 1000000]
 
-Starts its own impalad on 127.0.0.1 (free ports), runs ``select 1`` from 1, 8
-and 32 concurrent impyla clients (one process each, one session each) for a
-bounded time, then fetches a large result with ``fetchmany``. Each phase is
-bounded by ``--seconds`` (the large fetch by its row count and a 120 s cap).
-The balancer column is added when the balancer exists.
+Starts its own impalad on 127.0.0.1 (free ports) and an ``impala-lb -f`` in front of it,
+runs ``select 1`` from 1, 8 and 32 concurrent impyla clients (one process each, one
+session each) for a bounded time, directly and through the balancer one after the
+other, then fetches a large result with ``fetchmany`` both ways. Each phase is bounded by
+``--seconds`` (the large fetch by its row count and a 120 s cap). Ratios are
+balancer / direct.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.support.impalad import Impalad
+from tests.support.impalad import Balancer, Impalad
 
 QUERY = "select 1"
 
@@ -43,11 +45,11 @@ def _client(host: str, port: int, seconds: float) -> list[float]:
     return latencies
 
 
-def small_queries(d: Impalad, clients: int, seconds: float) -> tuple[float, float, float]:
+def small_queries(host: str, port: int, clients: int, seconds: float) -> tuple[float, float, float]:
     """(queries/s, p50 ms, p99 ms) of QUERY with ``clients`` concurrent sessions."""
     with concurrent.futures.ProcessPoolExecutor(clients) as pool:
         started = time.monotonic()
-        futures = [pool.submit(_client, d.host, d.hs2_port, seconds) for _ in range(clients)]
+        futures = [pool.submit(_client, host, port, seconds) for _ in range(clients)]
         latencies = [x for f in futures for x in f.result(timeout=seconds + 120)]
         elapsed = time.monotonic() - started
     latencies.sort()
@@ -56,11 +58,11 @@ def small_queries(d: Impalad, clients: int, seconds: float) -> tuple[float, floa
     return len(latencies) / elapsed, p50, p99
 
 
-def large_fetch(d: Impalad, rows: int) -> tuple[float, int]:
+def large_fetch(d: Impalad, host: str, port: int, rows: int) -> tuple[float, int]:
     """(rows/s, daemon RSS growth KiB) fetching ``rows`` rows of (BIGINT, STRING)."""
     from impala.dbapi import connect
 
-    conn = connect(host=d.host, port=d.hs2_port, timeout=120)
+    conn = connect(host=host, port=port, timeout=120)
     cur = conn.cursor()
     before = d.rss_kb()
     peak = before
@@ -87,16 +89,28 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows in the large fetch")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        d = Impalad.start(Path(tmp))
+        d = Impalad.start(Path(tmp) / "impalad")
+        lb = Balancer.start(Path(tmp) / "lb", [(d.host, d.hs2_port, d.webserver_port)])
+        ways = {"direct": (d.host, d.hs2_port), "balancer": ("127.0.0.1", lb.port)}
         try:
             print(f"impalad {d.hs2_address}, query {QUERY!r}, {args.seconds:g}s per phase")
-            print(f"{'clients':>8} {'qps':>10} {'p50 ms':>10} {'p99 ms':>10}")
+            print(f"{'clients':>8} {'way':>9} {'qps':>10} {'p50 ms':>10} {'p99 ms':>10}")
             for clients in (1, 8, 32):
-                qps, p50, p99 = small_queries(d, clients, args.seconds)
-                print(f"{clients:>8} {qps:>10.1f} {p50:>10.2f} {p99:>10.2f}")
-            rate, growth = large_fetch(d, args.rows)
-            print(f"large fetch: {args.rows} rows at {rate:,.0f} rows/s, RSS growth {growth} KiB")
+                result = {}
+                for way, (host, port) in ways.items():
+                    result[way] = small_queries(host, port, clients, args.seconds)
+                    qps, p50, p99 = result[way]
+                    print(f"{clients:>8} {way:>9} {qps:>10.1f} {p50:>10.2f} {p99:>10.2f}")
+                ratio = result["balancer"][0] / result["direct"][0]
+                print(f"{clients:>8} {'ratio':>9} {ratio:>10.2f}")
+            for way, (host, port) in ways.items():
+                rate, growth = large_fetch(d, host, port, args.rows)
+                print(
+                    f"large fetch {way}: {args.rows} rows at {rate:,.0f} rows/s, "
+                    f"impalad RSS growth {growth} KiB"
+                )
         finally:
+            lb.stop()
             d.stop()
 
 

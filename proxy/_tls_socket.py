@@ -103,4 +103,10 @@ class TLSSocket(socket.socket):
         if how in (socket.SHUT_WR, socket.SHUT_RDWR):
             with contextlib.suppress(SSL.Error):
                 self.tls.shutdown()
-        super().shutdown(how)
+        try:
+            super().shutdown(how)
+        except OSError as e:
+            # Our close_notify went to a peer that had closed already: it answered with
+            # a reset. Its stream ended cleanly before that, as HAProxy logs it (``--``).
+            if e.errno not in (errno.ENOTCONN, errno.ECONNRESET, errno.EPIPE):
+                raise

@@ -9,6 +9,11 @@ HAProxy's flags where they exist::
     impala-lb install|uninstall [--root DIR]           systemd units, config and flagfiles
     impala-lb kerberos-check --lb-fqdn N --keytab H=K  find Kerberos setup mistakes
 
+Signals of the running balancer: SIGHUP re-reads the files and applies them in
+place (:mod:`proxy.reload`; a broken file is refused and logged, the running
+config keeps serving), SIGUSR1 stops softly (listeners close, sessions finish,
+bounded by ``hard-stop-after``), SIGTERM/SIGINT stop at once.
+
 Subcommands are a small table (:data:`SUBCOMMANDS`): a name and a function
 ``main(argv) -> int``, imported only when used.
 """
@@ -161,13 +166,28 @@ def run(files: Sequence[str], *, pidfile: str | None = None, debug: bool = False
 
     def soft_stop(signum: int, frame: object) -> None:
         def begin() -> None:
+            reloader.stopping = True
             for fe in runtime.frontends.values():
                 for listener in fe.listeners:
                     listener.close()
                 fe.listeners.clear()
+            limit = runtime.config.global_.hard_stop_after
+            if limit:
+                # HAProxy's hard-stop-after: the soft stop's sessions get this long
+                reactor.callLater(limit / 1000.0, _hard_stop_after)
             _stop_when_idle()
 
         reactor.callFromThread(begin)
+
+    def _hard_stop_after() -> None:
+        from twisted.internet.error import ReactorNotRunning
+
+        _log.warn(
+            "hard-stop-after: stopping with {count} session(s) left",
+            count=len(runtime.sessions),
+        )
+        with contextlib.suppress(ReactorNotRunning):
+            reactor.stop()
 
     def _stop_when_idle() -> None:
         if not runtime.sessions:

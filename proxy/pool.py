@@ -307,6 +307,18 @@ class BackendPool:
         self._algo = self._build(self._servers)
         self._after_change()
 
+    def reorder(self, names: Sequence[str]) -> bool:
+        """Put the servers in the order of ``names`` (reload: config order matters to
+        ``first``, ``static-rr`` and the hash maps); rebuilds the algorithm if the order
+        changed. Whether it changed."""
+        rank = {name: i for i, name in enumerate(names)}
+        ordered = sorted(self._servers, key=lambda s: rank.get(s.name, len(rank)))
+        if ordered == self._servers:
+            return False
+        self._servers = ordered
+        self.reconfigure(self.algorithm, hash_type=self.hash_type, allbackups=self.allbackups)
+        return True
+
     def close(self) -> None:
         """Fail every queued connection and stop all timers (the backend goes away)."""
         for p in list(self._backend_queue) + [p for q in self._server_queues.values() for p in q]:

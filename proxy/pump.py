@@ -26,6 +26,12 @@ What still holds, per connection:
 
 The timer of a session is re-armed lazily: activity only stores a time, and the
 one ``DelayedCall`` re-computes the deadline when it fires.
+
+A leg may be a :class:`proxy._tls_socket.TLSSocket` (``bind ... ssl``, ``server ...
+ssl``): the same ``recv``/``send``/``shutdown`` calls, with OpenSSL's want-read and
+want-write surfacing as ``EAGAIN``, so everything above holds for TLS sessions and
+the byte counters count clear bytes, as HAProxy's do. Plain legs are real sockets
+and pay nothing for it.
 """
 
 from __future__ import annotations

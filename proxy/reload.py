@@ -30,14 +30,15 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import resource
-from collections.abc import Callable
+import socket
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from twisted.logger import Logger
 
 from haconfig.model import Config, Proxy
-from proxy.frontend import Listener
+from proxy.frontend import Listener, open_listening_socket
 from proxy.server import Server, ServerStateError
 
 if TYPE_CHECKING:
@@ -96,26 +97,36 @@ class _Prepared:
     opened: list[Listener] = field(default_factory=list)
     #: frontend name -> its listeners in bind order (reused or opened)
     listeners: dict[str, list[Listener]] = field(default_factory=dict)
+    #: backend name -> its dialer for the new config (``server ... ssl`` may change)
+    dialers: dict[str, Any] = field(default_factory=dict)
+    #: frontend name -> its settings under the new config (counters are taken from the
+    #: running frontend of the same name)
+    frontends: dict[str, FrontendRuntime] = field(default_factory=dict)
+    maxconn: int = 0
 
     def discard(self) -> None:
         for listener in self.opened:
             listener.close()
         for be in self.new_backends.values():
             be.pool.close()
+        for fe in self.frontends.values():
+            if fe.logger is not None:
+                with contextlib.suppress(Exception):
+                    fe.logger.close()
 
 
 def apply_config(runtime: Runtime, new: Config) -> ReloadReport:
     """Apply ``new`` to ``runtime`` in place; :class:`ReloadError` leaves it unchanged."""
     prepared = _Prepared()
+    known = set(runtime.servers)
     try:
         _prepare(runtime, new, prepared)
-    except (OSError, ValueError, ServerStateError) as e:
+    except BaseException as e:
         prepared.discard()
-        for key in prepared.new_servers:
-            runtime.servers.pop(key, None)
-        raise ReloadError(str(e)) from e
-    except BaseException:
-        prepared.discard()
+        for key in set(runtime.servers) - known:  # a new backend built halfway
+            del runtime.servers[key]
+        if isinstance(e, (OSError, ValueError, ServerStateError)):
+            raise ReloadError(str(e)) from e
         raise
     return _commit(runtime, new, prepared)
 
@@ -124,24 +135,53 @@ def _served_frontends(config: Config) -> list[Proxy]:
     return [p for p in config.frontends if not p.serves_stats_page]
 
 
+@contextlib.contextmanager
+def _building_for(runtime: Runtime, new: Config, maxconn: int) -> Iterator[None]:
+    """Let the runtime's builders (which read ``runtime.config`` and ``maxconn``) build
+    for ``new`` without committing to it."""
+    saved = runtime.config, runtime.maxconn
+    runtime.config, runtime.maxconn = new, maxconn
+    try:
+        yield
+    finally:
+        runtime.config, runtime.maxconn = saved
+
+
 def _prepare(runtime: Runtime, new: Config, prepared: _Prepared) -> None:
+    from proxy.runtime import default_maxconn
+
+    nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    prepared.maxconn = new.global_.maxconn or default_maxconn(nofile)
+    with _building_for(runtime, new, prepared.maxconn):
+        _prepare_backends(runtime, new, prepared)
+        for proxy in _served_frontends(new):
+            prepared.frontends[proxy.name] = runtime._build_frontend(proxy)
+    _prepare_listeners(runtime, new, prepared)
+
+
+def _prepare_backends(runtime: Runtime, new: Config, prepared: _Prepared) -> None:
     from proxy.runtime import resolve_host
 
-    old_backends = {p.name: p for p in runtime.config.backends}
     for proxy in new.backends:
-        if proxy.name not in old_backends:
+        if proxy.name not in runtime.backends:
             before = set(runtime.servers)
             be = runtime._build_backend(proxy)
             for skey in set(runtime.servers) - before:
                 prepared.new_servers[skey] = runtime.servers[skey]
             prepared.new_backends[proxy.name] = be
+            prepared.dialers[proxy.name] = runtime._dialer_for(be)
             continue
-        kept = runtime.backends[proxy.name].pool
+        running = runtime.backends[proxy.name]
         for index, s in enumerate(proxy.servers, start=1):
             skey = (proxy.name, s.name)
             prepared.addresses[skey] = (resolve_host(s.host), s.port, s.port_offset)
-            if kept.server(s.name) is None:
+            if running.pool.server(s.name) is None:
                 prepared.new_servers[skey] = runtime._new_server(proxy, s, index)
+        probe = runtime._backend_runtime(proxy, running.pool)
+        prepared.dialers[proxy.name] = runtime._dialer_for(probe)
+
+
+def _prepare_listeners(runtime: Runtime, new: Config, prepared: _Prepared) -> None:
     existing: dict[tuple[str, int], Listener] = {}
     for fe in runtime.frontends.values():
         for listener in fe.listeners:
@@ -153,30 +193,26 @@ def _prepare(runtime: Runtime, new: Config, prepared: _Prepared) -> None:
                 key = (bind.listen_host, port)
                 reused = existing.pop(key, None)
                 if reused is None:
-                    probe = _PlaceholderFrontend(proxy)
-                    reused = runtime._open_listener(probe, bind, port)  # type: ignore[arg-type]
+                    sock = open_listening_socket(
+                        bind.listen_host, port, bind.backlog or proxy.backlog
+                    )
+                    # accepts nothing until the commit hands it to its frontend (rebind)
+                    reused = Listener(runtime.reactor, sock, _refuse, clock=runtime.reactor)
+                    reused.key = (bind.listen_host, port)
                     prepared.opened.append(reused)
                 mine.append(reused)
         prepared.listeners[proxy.name] = mine
 
 
-class _PlaceholderFrontend:
-    """Enough of a frontend to open a listener before the real one exists."""
-
-    def __init__(self, proxy: Proxy) -> None:
-        self.proxy = proxy
-        self.keepalive = False
-        self.name = proxy.name
+def _refuse(sock: socket.socket, peer: tuple[str, int], local: tuple[str, int]) -> None:
+    sock.close()
 
 
 def _commit(runtime: Runtime, new: Config, prepared: _Prepared) -> ReloadReport:
     report = ReloadReport()
     old = runtime.config
     runtime.config = new
-    nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    from proxy.runtime import default_maxconn
-
-    runtime.maxconn = new.global_.maxconn or default_maxconn(nofile)
+    runtime.maxconn = prepared.maxconn
     _commit_backends(runtime, old, new, prepared, report)
     _commit_frontends(runtime, new, prepared, report)
     runtime.full = runtime.actconn >= runtime.maxconn
@@ -208,7 +244,7 @@ def _commit_backends(
     for proxy in new.backends:
         if proxy.name in prepared.new_backends:
             be = prepared.new_backends[proxy.name]
-            be.dialer = runtime._dialer_for(be)
+            be.dialer = prepared.dialers[proxy.name]
             runtime.backends[proxy.name] = be
             report.backends_added.append(proxy.name)
             report.servers_added.extend(f"{proxy.name}/{s.name}" for s in be.pool.servers)
@@ -225,9 +261,7 @@ def _update_backend(
     for f in dataclasses.fields(fresh):
         if f.name not in _BACKEND_STATE:
             setattr(be, f.name, getattr(fresh, f.name))
-    keepalive = getattr(be.dialer, "keepalive", None)
-    if keepalive is not None and keepalive != be.tcpka:
-        be.dialer.keepalive = be.tcpka  # type: ignore[union-attr]
+    be.dialer = prepared.dialers[proxy.name]  # connections in flight keep their own
     from proxy.runtime import _option_redispatch, _timeout_queue
 
     pool.redispatch = _option_redispatch(proxy)[0]
@@ -259,8 +293,7 @@ def _update_backend(
         rebuild = rebuild or needs_rebuild
         if changed:
             report.servers_changed.append(f"{proxy.name}/{s.name}")
-    order = {s.name: i for i, s in enumerate(proxy.servers)}
-    _reorder(pool, order)
+    pool.reorder([s.name for s in proxy.servers])
     algorithm_changed = (
         old.algorithm != proxy.algorithm
         or old.hash_type != proxy.hash_type
@@ -273,15 +306,6 @@ def _update_backend(
             allbackups=proxy.has_option("allbackups"),
         )
         report.backends_rebalanced.append(proxy.name)
-
-
-def _reorder(pool: Any, order: dict[str, int]) -> None:
-    """Keep the pool's servers in config order (first and static-rr depend on it)."""
-    servers: list[Server] = pool._servers
-    sorted_servers = sorted(servers, key=lambda s: order.get(s.name, len(order)))
-    if sorted_servers != servers:
-        servers[:] = sorted_servers
-        pool.reconfigure(pool.algorithm, hash_type=pool.hash_type, allbackups=pool.allbackups)
 
 
 def _update_server(
@@ -337,10 +361,11 @@ def _commit_frontends(
         if name not in served:
             fe.listeners = []  # its sessions finish; it accepts nothing more
             del runtime.frontends[name]
+            runtime.drain(frontend=name)
             report.frontends_removed.append(name)
     opened = {id(listener) for listener in prepared.opened}
-    for name, proxy in served.items():
-        fresh = runtime._build_frontend(proxy)
+    for name in served:
+        fresh = prepared.frontends.pop(name)
         running = runtime.frontends.get(name)
         if running is None:
             fe = fresh
@@ -383,6 +408,18 @@ _CHECK_STATE = (
 )
 
 
+def _settings_key(settings: Any) -> Any:
+    """What decides a check's timing and counting (host, port, inter, rise, fall...):
+    the dialogue factory and TLS context are rebuilt objects that never compare equal."""
+    if settings is None or not dataclasses.is_dataclass(settings):
+        return settings
+    return tuple(
+        (f.name, getattr(settings, f.name))
+        for f in dataclasses.fields(settings)
+        if f.name not in ("make_dialogue", "tls")
+    )
+
+
 def carry_check_state(old: Any, new: Any) -> list[str]:
     """Copy each kept server's check state from the old checks to the new ones.
 
@@ -399,7 +436,9 @@ def carry_check_state(old: Any, new: Any) -> list[str]:
             prev = before.checker(checker.server.name)
             if prev is None or prev.server is not checker.server:
                 continue
-            if prev.settings != checker.settings or prev.agent != checker.agent:
+            if _settings_key(prev.settings) != _settings_key(checker.settings):
+                continue
+            if prev.agent != checker.agent:
                 continue
             for attr in _CHECK_STATE:
                 if hasattr(prev, attr):
@@ -467,6 +506,9 @@ class Reloader:
         self.again = False
         self.applied = 0
         self.refused = 0
+        self.last_report: ReloadReport | None = None
+        #: set by a soft stop (SIGUSR1): a reload must not open listeners again
+        self.stopping = False
 
     def load(self) -> Config | None:
         """The new config, or None after logging every parser message (file:line)."""
@@ -489,7 +531,10 @@ class Reloader:
         return config
 
     def request(self) -> None:
-        """Reload now, or right after the reload in progress."""
+        """Reload now, or right after the reload in progress (never once stopping)."""
+        if self.stopping:
+            log.warn("reload ignored: the balancer is stopping")
+            return
         if self.busy:
             self.again = True
             return
@@ -513,7 +558,7 @@ class Reloader:
             self._done(self.observability)
             return
         self.applied += 1
-        log.info("reload: {summary}", summary=report.summary())
+        self.last_report = report
         rebuild_observability(self.observability, self.build_observability, self._done)
 
     def _done(self, observability: Any) -> None:

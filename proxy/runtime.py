@@ -5,10 +5,11 @@
 one pool per backend, the frontends with their listeners, the pump loop and the
 process-wide connection count. :class:`RuntimeService` puts it in a service tree.
 
-Ready for reload (issue 4): servers are kept in ``servers`` keyed by
-``(backend, name)`` and frontends by name, so a later ``apply(new_config)`` can
-diff and keep the unchanged ones; sessions hold their own backend object, so an
-established connection never depends on the config that replaced its own.
+Reload: servers are kept in ``servers`` keyed by ``(backend, name)`` and
+frontends by name, so :meth:`Runtime.apply` (:mod:`proxy.reload`) diffs a new
+config against the running one and keeps the unchanged ones with their state;
+sessions hold their own backend object, so an established connection never
+depends on the config that replaced its own.
 """
 
 from __future__ import annotations
@@ -367,13 +368,29 @@ class Runtime:
             log.failure("session setup failed for {client}", client=peer[0])
             session.abort("PR")
 
-    def drain(self, *, be: BackendRuntime | None = None, server: Server | None = None) -> int:
-        """A reload removed ``be`` or ``server``: its established sessions finish on their
-        own, bounded by ``hard-stop-after`` (global) when set; how many are draining."""
+    def drain(
+        self,
+        *,
+        be: BackendRuntime | None = None,
+        server: Server | None = None,
+        frontend: str | None = None,
+    ) -> int:
+        """A reload removed ``be``, ``server`` or the frontend called ``frontend``: its
+        established sessions finish on their own, bounded by ``hard-stop-after`` (global)
+        when set; how many are draining."""
         left = [
-            s for s in self.sessions if (be and s.backend is be) or (server and s.server is server)
+            s
+            for s in self.sessions
+            if (be is not None and s.backend is be)
+            or (server is not None and s.server is server)
+            or (frontend is not None and s.frontend_name == frontend)
         ]
-        what = be.name if be is not None else f"{server.backend}/{server.name}" if server else ""
+        if be is not None:
+            what = f"backend {be.name}"
+        elif server is not None:
+            what = f"server {server.backend}/{server.name}"
+        else:
+            what = f"frontend {frontend}"
         limit = self.config.global_.hard_stop_after
         if left:
             log.info(

@@ -26,7 +26,7 @@ from typing import Any
 
 from cryptography import x509
 from OpenSSL import SSL
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -128,7 +128,7 @@ def server_context(bind: Bind) -> SSL.Context:
     _load_crt(ctx, bind.crt[0])  # more crt files would be SNI-selected: not supported
     if bind.ca_file:
         _load_ca(ctx, bind.ca_file, where)
-    verify = bind.verify or ("required" if bind.ca_file else "none")
+    verify = bind.verify or "none"  # HAProxy: no client certificate asked by default
     if verify == "required":
         if not bind.ca_file:
             raise TLSConfigError(f"{where}: verify is enabled but no CA file specified")
@@ -265,6 +265,11 @@ def handshake(
             else:
                 fail("SSL handshake failure")
             return
+        except Exception:
+            # Never let a surprise escape into the pump's epoll loop (it serves everyone).
+            _log.failure("TLS handshake on fd {fd} failed unexpectedly", fd=fd)
+            fail("SSL handshake failure")
+            return
         stop()
         d.callback(sock)
 
@@ -389,6 +394,8 @@ class FrontendTLS:
         def failed(f: Failure) -> None:
             self.pending.pop(fd, None)
             tls.close()
+            if f.check(CancelledError) is not None:
+                return  # stopping
             if f.check(HandshakeError) is None:
                 _log.failure("TLS accept from {client} failed", f, client=peer[0])
                 return

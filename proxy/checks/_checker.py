@@ -518,7 +518,9 @@ class ServerChecker:
         if server.op is OpState.DOWN or not self.health.up:
             return "DOWN" + progress
         if server.admin.drain:
-            return "DRAIN (agent)" if self.agent_drain else "DRAIN" + progress
+            # HAProxy 2.6 tags any drain "(agent)" while an agent check runs (measured).
+            agent_on = self.agent is not None and self.agent_enabled
+            return "DRAIN (agent)" if agent_on or self.agent_drain else "DRAIN" + progress
         return "UP" + progress
 
     @property

@@ -1,0 +1,139 @@
+"""The unit's ExecReload lines, run as systemd would against a running balancer."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+UNIT = ROOT / "systemd" / "impala-lb.service"
+BINDIR = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Banner:
+    """A loopback backend that greets every client with its name."""
+
+    def __init__(self, name: bytes) -> None:
+        self.name = name
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.sendall(self.name)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def exec_reload_commands(config: Path, mainpid: int) -> list[list[str]]:
+    """The unit's ExecReload= command lines with its variables filled in, in order."""
+    commands = []
+    for line in UNIT.read_text().splitlines():
+        if line.startswith("ExecReload="):
+            text = line.removeprefix("ExecReload=").replace("@BINDIR@", str(BINDIR))
+            text = text.replace("${CONFIG}", str(config)).replace("$MAINPID", str(mainpid))
+            commands.append(shlex.split(text))
+    return commands
+
+
+def run_exec_reload(config: Path, mainpid: int) -> list[int]:
+    """Run ExecReload= lines like systemd: stop at the first one that fails."""
+    codes = []
+    for argv in exec_reload_commands(config, mainpid):
+        code = subprocess.run(argv, capture_output=True, timeout=30).returncode
+        codes.append(code)
+        if code != 0:
+            break
+    return codes
+
+
+def greet(port: int) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
+        c.settimeout(5)
+        return c.recv(16)
+
+
+def wait_greeting(port: int, want: bytes, limit: float = 10.0) -> None:
+    end = time.monotonic() + limit
+    got = b""
+    while time.monotonic() < end:
+        try:
+            got = greet(port)
+            if got == want:
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"wanted {want!r}, last got {got!r}")
+
+
+@pytest.fixture
+def backends() -> Iterator[tuple[Banner, Banner]]:
+    old, new = Banner(b"old"), Banner(b"new")
+    yield old, new
+    old.close()
+    new.close()
+
+
+def listen(port: int, server: int) -> str:
+    return (
+        "defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 10s\n"
+        f"    timeout server 10s\nlisten lb\n    bind 127.0.0.1:{port}\n"
+        f"    server s 127.0.0.1:{server}\n"
+    )
+
+
+def test_exec_reload_refuses_broken_config_then_applies_good_one(
+    tmp_path: Path, backends: tuple[Banner, Banner]
+) -> None:
+    """ExecReload's ``-c -q`` refuses a broken file (no HUP sent, old config serves); with a
+    good file both lines run and the new config takes effect."""
+    old, new = backends
+    assert [c[1:] for c in exec_reload_commands(Path("C"), 42)] == [
+        ["-c", "-q", "-f", "C"],
+        ["-HUP", "42"],
+    ]
+    port = free_port()
+    config = tmp_path / "impala-lb.cfg"
+    config.write_text(listen(port, old.port))
+    lb = subprocess.Popen(
+        [str(BINDIR / "impala-lb"), "-f", str(config)],
+        stderr=subprocess.DEVNULL,
+        env=dict(os.environ),
+    )
+    try:
+        wait_greeting(port, b"old")
+        config.write_text(listen(port, new.port) + "    server bad 127.0.0.1:notaport\n")
+        assert run_exec_reload(config, lb.pid) == [1]
+        time.sleep(0.3)
+        assert greet(port) == b"old" and lb.poll() is None
+        config.write_text(listen(port, new.port))
+        assert run_exec_reload(config, lb.pid) == [0, 0]
+        wait_greeting(port, b"new")
+        assert lb.poll() is None
+    finally:
+        lb.terminate()
+        lb.wait(5)
