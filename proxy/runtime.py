@@ -306,6 +306,8 @@ class Runtime:
             for listener in fe.listeners:
                 listener.close()
             fe.listeners.clear()
+            if fe.tls is not None:
+                fe.tls.close()
             if fe.logger is not None:
                 fe.logger.close()
         for session in list(self.sessions):

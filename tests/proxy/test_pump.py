@@ -169,3 +169,38 @@ def test_reset_by_server_is_SD() -> None:
     assert h.ended == ["SD"]
     h.cli.close()
     h.loop.close()
+
+
+class _RecordingSocket(socket.socket):
+    """A real socket that remembers which TCP options were set on it."""
+
+    options: list[int]
+
+    def setsockopt(self, level: int, option: int, value: int | bytes) -> None:  # type: ignore[override]
+        if level == socket.IPPROTO_TCP:
+            self.options.append(option)
+        super().setsockopt(level, option, value)
+
+
+def test_session_start_acknowledges_at_once_then_leaves_acks_to_the_kernel() -> None:
+    """The first QUICKACK_READS reads of a leg set TCP_QUICKACK (no 40 ms delayed-ACK stall
+    while SASL/TLS clients write small pieces with Nagle on); later reads do not."""
+    from proxy.pump import _TCP_QUICKACK, QUICKACK_READS
+
+    reactor = MemoryReactorClock()
+    loop = PumpLoop(reactor, reactor, chunk=65536)
+    cli, accepted = tcp_pair()
+    leg = _RecordingSocket(accepted.family, accepted.type, accepted.proto, fileno=accepted.detach())
+    leg.options = []
+    srv, server_leg = tcp_pair()
+    for s in (cli, srv, leg, server_leg):
+        s.setblocking(False)
+    Session(loop, leg, server_leg, PumpTimeouts(), lambda _s, _f: None).start()
+    for i in range(QUICKACK_READS + 8):
+        cli.sendall(b"m%d" % i)
+        for _ in range(5):
+            loop.doRead()
+    assert leg.options.count(_TCP_QUICKACK) == QUICKACK_READS
+    for s in (cli, srv):
+        s.close()
+    loop.close()

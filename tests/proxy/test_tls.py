@@ -496,3 +496,22 @@ def test_idle_tls_session_times_out(loop: PumpLoop, pki: tuple[CA, Leaf, Leaf]) 
     assert ended == ["cD"] and loop.sessions == 0 and clock.getDelayedCalls() == []
     rc[0].close()
     server.close()
+
+
+def test_close_abandons_handshakes_in_progress(loop: PumpLoop, pki: tuple[CA, Leaf, Leaf]) -> None:
+    """Stopping the frontend drops a client still in its handshake: never accepted, no timer."""
+    _, lb, _ = pki
+    fe = tls_frontend(lb, loop, [])
+    accepted: list[socket.socket] = []
+    on_accept = fe.acceptor(lambda s, peer, local: accepted.append(s))
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    on_accept(a, ("127.0.0.1", 40003), ("127.0.0.1", 5443))
+    assert len(fe.pending) == 1  # the client has sent nothing: the handshake waits
+    fe.close()
+    assert fe.pending == {}
+    assert accepted == []
+    clock = loop.clock
+    assert isinstance(clock, task.Clock)
+    assert clock.getDelayedCalls() == []
+    b.close()
