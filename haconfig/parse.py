@@ -102,8 +102,22 @@ class ConfigError(ValueError):
         super().__init__(first.text if first else "invalid configuration")
 
 
+class Diagnostics:
+    """What a result holding ``messages`` offers: its warnings and its alerts, in order."""
+
+    messages: tuple[Message, ...]
+
+    @property
+    def warnings(self) -> tuple[Message, ...]:
+        return tuple(m for m in self.messages if m.level is Level.WARNING)
+
+    @property
+    def alerts(self) -> tuple[Message, ...]:
+        return tuple(m for m in self.messages if m.level is Level.ALERT)
+
+
 @dataclass(frozen=True)
-class ParseResult:
+class ParseResult(Diagnostics):
     """The model (as far as it could be built), every diagnostic, and where it stopped."""
 
     config: Config
@@ -115,14 +129,6 @@ class ParseResult:
     @property
     def fatal(self) -> bool:
         return self.failed_stage is not None
-
-    @property
-    def warnings(self) -> tuple[Message, ...]:
-        return tuple(m for m in self.messages if m.level is Level.WARNING)
-
-    @property
-    def alerts(self) -> tuple[Message, ...]:
-        return tuple(m for m in self.messages if m.level is Level.ALERT)
 
     def require(self) -> Config:
         """The config, or :class:`ConfigError` when HAProxy would refuse it."""

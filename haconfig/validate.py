@@ -15,7 +15,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from haconfig.model import Config, Location
-from haconfig.parse import ConfigError, Level, Message, ParseResult, Stage, load_files, read_texts
+from haconfig.parse import (
+    ConfigError,
+    Diagnostics,
+    Level,
+    Message,
+    ParseResult,
+    Stage,
+    load_files,
+    read_texts,
+)
 
 VALID = 0
 FATAL = 1
@@ -26,7 +35,7 @@ _LOC_RE = re.compile(r"\[([^\[\]]+):(\d+)\]")
 
 
 @dataclass(frozen=True)
-class CheckResult:
+class CheckResult(Diagnostics):
     """What ``haproxy -c`` would do with a configuration."""
 
     code: int
@@ -43,14 +52,6 @@ class CheckResult:
         if self.code == NO_LISTENER:
             return "nolistener"
         return "warnings" if self.warnings else "clean"
-
-    @property
-    def warnings(self) -> tuple[Message, ...]:
-        return tuple(m for m in self.messages if m.level is Level.WARNING)
-
-    @property
-    def alerts(self) -> tuple[Message, ...]:
-        return tuple(m for m in self.messages if m.level is Level.ALERT)
 
     @property
     def first_alert(self) -> Message | None:

@@ -31,9 +31,9 @@ from backends.catalog.server import (
     Registration,
     open_local_store,
 )
-from backends.common import web
-from backends.common.flags import FlagError, Flags, FlagSet
-from backends.common.rpc import RpcError, TlsConfig, TopicRegistration, server_endpoint
+from backends.common import daemon, web
+from backends.common.flags import Flags, FlagSet
+from backends.common.rpc import TlsConfig, TopicRegistration, server_endpoint
 from backends.common.subscriber import StatestoreSubscriber, TopicUpdate, subscriber_from_flags
 
 log = Logger()
@@ -93,21 +93,13 @@ class _CatalogService(service.Service):
 
 def makeService(flags: Flags, reactor: Any = None) -> service.MultiService:
     """The catalogd service tree; raises FlagError on bad flags."""
-    if reactor is None:
-        from twisted.internet import reactor as global_reactor
-
-        reactor = global_reactor
-    try:
-        tls = TlsConfig.from_flags(flags)
-    except RpcError as e:
-        raise FlagError(str(e)) from None
+    reactor = daemon.reactor_or_global(reactor)
+    tls = daemon.tls_config(flags)
     listen_host = flags.get_str("listen_host")
     hostname = flags.get_str("hostname") or (
         listen_host if listen_host not in ("", "0.0.0.0") else socket.gethostname()
     )
-    port = flags.get_int("catalog_service_port")
-    if not 0 < port < 65536:
-        raise FlagError(f"--catalog_service_port is not a port: {port}")
+    port = daemon.port(flags, "catalog_service_port")
     address = f"{hostname}:{port}"
     warehouse = Path(flags.get_str("warehouse_dir")).resolve()
     db_path = Path(flags.get_str("catalog_db_path") or warehouse / ".catalogd" / "metastore.duckdb")
@@ -191,15 +183,7 @@ def makeService(flags: Flags, reactor: Any = None) -> service.MultiService:
         def metrics_page(request: web.WebRequest) -> web.Response:
             values = metrics()
             if request.wants_json:
-                return web.Response.json(
-                    {
-                        "metric_group": {
-                            "name": "catalog-server",
-                            "metrics": [{"name": k, "value": v} for k, v in sorted(values.items())],
-                            "child_groups": [],
-                        }
-                    }
-                )
+                return web.Response.metric_group("catalog-server", values)
             return web.Response.json(values)
 
         def catalog_page(_: web.WebRequest) -> web.Response:
@@ -209,13 +193,7 @@ def makeService(flags: Flags, reactor: Any = None) -> service.MultiService:
             "/healthz": web.healthz(lambda: bool(rpc.running)),
             "/metrics": metrics_page,
             "/jsonmetrics": lambda _: web.Response.json(metrics()),
-            "/metrics_prometheus": lambda _: web.Response(
-                200,
-                web.prometheus_text(
-                    {k: v for k, v in metrics().items() if isinstance(v, int | float)}
-                ),
-                "text/plain; version=0.0.4",
-            ),
+            "/metrics_prometheus": lambda _: web.Response.prometheus(metrics()),
             "/catalog": catalog_page,
         }
         internet.StreamServerEndpointService(
@@ -226,39 +204,14 @@ def makeService(flags: Flags, reactor: Any = None) -> service.MultiService:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from backends.statestore.main import begin_logging
+    from twisted.internet import reactor as global_reactor
 
-    fs = flag_set()
-    args = list(sys.argv[1:] if argv is None else argv)
-    if "--help" in args or "-help" in args:
-        print(fs.usage())
-        return 0
-    try:
-        flags = fs.parse(args)
-        from twisted.internet import reactor as global_reactor
-
-        reactor: Any = global_reactor
-        top = makeService(flags, reactor)
-    except FlagError as e:
-        print(f"catalogd: {e}", file=sys.stderr)
-        return 2
-    begin_logging()
-    failed: list[bool] = []
-
-    def start() -> None:
-        try:
-            top.startService()
-        except Exception as e:
-            log.critical("catalogd failed to start: {e}", e=str(e))
-            failed.append(True)
-            reactor.stop()
-
-    reactor.callWhenRunning(start)
-    reactor.addSystemEventTrigger(
-        "before", "shutdown", lambda: None if failed else top.stopService()
-    )
-    reactor.run()
-    return 1 if failed else 0
+    reactor: Any = global_reactor
+    top = daemon.build(flag_set(), argv, lambda flags: makeService(flags, reactor))
+    if isinstance(top, int):
+        return top
+    daemon.begin_logging()
+    return daemon.run(reactor, top, "catalogd")
 
 
 if __name__ == "__main__":

@@ -39,6 +39,23 @@ class Response:
     def text(cls, text: str, status: int = 200) -> Response:
         return cls(status, text.encode())
 
+    @classmethod
+    def metric_group(
+        cls, name: str, metrics: Mapping[str, Any], *, gauges: bool = False
+    ) -> Response:
+        """Impala's ``/metrics?json``: one group ``name`` of metrics sorted by key; with
+        ``gauges`` each metric also says ``"kind": "GAUGE"`` and describes itself by key."""
+        extra: Callable[[str], dict[str, str]] = (
+            (lambda key: {"kind": "GAUGE", "description": key}) if gauges else (lambda _: {})
+        )
+        listed = [{"name": k, "value": v, **extra(k)} for k, v in sorted(metrics.items())]
+        return cls.json({"metric_group": {"name": name, "metrics": listed, "child_groups": []}})
+
+    @classmethod
+    def prometheus(cls, metrics: Mapping[str, object]) -> Response:
+        """``/metrics_prometheus``: :func:`prometheus_text` (numbers only) as text 0.0.4."""
+        return cls(200, prometheus_text(metrics), "text/plain; version=0.0.4")
+
 
 @dataclasses.dataclass(frozen=True)
 class WebRequest:

@@ -38,8 +38,8 @@ from twisted.internet import defer, endpoints, threads
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
+from backends.common import daemon, web
 from backends.common import flags as flagmod
-from backends.common import web
 from backends.common.rpc import TopicRegistration
 from backends.impalad import catalog_client, sasl, transport, webui
 from backends.impalad.engine_api import EngineLike, SessionFactory
@@ -217,10 +217,7 @@ def makeService(
     on_ready: Callable[[str], None] | None = None,
 ) -> service.MultiService:
     """Build impalad's service tree from parsed flags."""
-    if reactor is None:
-        from twisted.internet import reactor as global_reactor
-
-        reactor = global_reactor
+    reactor = daemon.reactor_or_global(reactor)
     if flags.get_int("beeswax_port") != 0:
         raise flagmod.FlagError("beeswax is not supported: --beeswax_port must be 0")
     version = SERVER_VERSION
@@ -533,38 +530,26 @@ def _start_shutdown(server: ImpalaServer) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from twisted.internet import reactor as global_reactor
-    from twisted.logger import globalLogBeginner, textFileLogObserver
 
     reactor: Any = global_reactor
-    args = list(sys.argv[1:] if argv is None else argv)
-    fs = flag_set()
-    if "--help" in args or "-h" in args:
-        print(fs.usage())
-        return 0
-    try:
-        flags = fs.parse(args)
-    except flagmod.FlagError as e:
-        print(f"impalad: {e}", file=sys.stderr)
-        return 2
+    flags = daemon.build(flag_set(), argv, lambda parsed: parsed, help_words=("--help", "-h"))
+    if isinstance(flags, int):
+        return flags
     log_dir = flags.get_str("log_dir")
     if log_dir:
         Path(log_dir).mkdir(parents=True, exist_ok=True)
         out: Any = open(Path(log_dir) / "impalad.INFO", "a", encoding="utf-8")  # noqa: SIM115
     else:
         out = sys.stderr
-    observer: Any = textFileLogObserver(out)
-    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+    daemon.begin_logging(out, level=None)
     try:
         top = makeService(flags, reactor=reactor)
     except Exception as e:
         print(f"impalad: {e}", file=sys.stderr)
         return 1
     server: ImpalaServer = top.impala_server  # type: ignore[attr-defined]
-    reactor.callWhenRunning(top.startService)
     reactor.callWhenRunning(_install_signals, server, reactor)
-    reactor.addSystemEventTrigger("before", "shutdown", top.stopService)
-    reactor.run()
-    return 0
+    return daemon.run(reactor, top, "impalad")
 
 
 if __name__ == "__main__":

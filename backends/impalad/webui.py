@@ -85,19 +85,8 @@ def routes(server: ImpalaServer, membership: Membership | None = None) -> Mappin
     def metrics(req: web.WebRequest) -> web.Response:
         flat = all_metrics()
         if req.wants_json:
-            return web.Response.json(
-                {
-                    "metric_group": {
-                        "name": "impala-server",
-                        "metrics": [
-                            {"name": k, "value": v, "kind": "GAUGE", "description": k}
-                            for k, v in sorted(flat.items())
-                        ],
-                        "child_groups": [],
-                    }
-                }
-            )
-        return web.Response(200, web.prometheus_text(flat), "text/plain; version=0.0.4")
+            return web.Response.metric_group("impala-server", flat, gauges=True)
+        return web.Response.prometheus(flat)
 
     def jsonmetrics(_: web.WebRequest) -> web.Response:
         return web.Response.json(all_metrics())
@@ -161,9 +150,7 @@ def routes(server: ImpalaServer, membership: Membership | None = None) -> Mappin
         "/": root,
         "/healthz": web.healthz(is_ready),
         "/metrics": metrics,
-        "/metrics_prometheus": lambda req: web.Response(
-            200, web.prometheus_text(all_metrics()), "text/plain; version=0.0.4"
-        ),
+        "/metrics_prometheus": lambda req: web.Response.prometheus(all_metrics()),
         "/jsonmetrics": jsonmetrics,
         "/queries": queries,
         "/sessions": sessions,

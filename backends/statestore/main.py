@@ -12,20 +12,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from twisted.application import internet, service
-from twisted.internet.error import CannotListenError
 from twisted.internet.protocol import Factory
-from twisted.logger import (
-    FilteringLogObserver,
-    Logger,
-    LogLevel,
-    LogLevelFilterPredicate,
-    globalLogBeginner,
-    textFileLogObserver,
-)
+from twisted.logger import Logger
 
-from backends.common import web
-from backends.common.flags import FlagError, Flags, FlagSet
-from backends.common.rpc import RpcError, TlsConfig, client_endpoint, server_endpoint
+from backends.common import daemon, web
+from backends.common.flags import Flags, FlagSet
+from backends.common.rpc import TlsConfig, client_endpoint, server_endpoint
 from backends.statestore import web as pages
 from backends.statestore.catalogd_mgr import CatalogdManager
 from backends.statestore.ha import HaConfig
@@ -71,57 +63,24 @@ def flag_set() -> FlagSet:
     return fs
 
 
-def _positive_ms(flags: Flags, name: str) -> float:
-    value = flags.get_int(name)
-    if value <= 0:
-        raise FlagError(f"--{name} must be positive, got {value}")
-    return value / 1000.0
-
-
-def _positive(flags: Flags, name: str) -> int:
-    value = flags.get_int(name)
-    if value <= 0:
-        raise FlagError(f"--{name} must be positive, got {value}")
-    return value
-
-
-def _port(flags: Flags, name: str, allow_zero: bool = False) -> int:
-    value = flags.get_int(name)
-    if not (0 if allow_zero else 1) <= value <= 65535:
-        raise FlagError(f"--{name} is not a port: {value}")
-    return value
-
-
-def begin_logging() -> None:
-    """Log to stderr at info and above; reconnect chatter of outbound links at warn."""
-    predicate: Any = LogLevelFilterPredicate(defaultLogLevel=LogLevel.info)
-    predicate.setLogLevelForNamespace("twisted.application._client_service", LogLevel.warn)
-    predicate.setLogLevelForNamespace("twisted.python.log", LogLevel.warn)
-    text: Any = textFileLogObserver(sys.stderr)
-    observer: Any = FilteringLogObserver(text, [predicate])
-    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
-
-
 def makeService(flags: Flags, reactor: Any = None) -> service.MultiService:
     """The statestored service tree for ``flags``; raises FlagError on a bad combination."""
-    if reactor is None:
-        from twisted.internet import reactor as global_reactor
-
-        reactor = global_reactor
-    try:
-        tls = TlsConfig.from_flags(flags)
-    except RpcError as e:
-        raise FlagError(str(e)) from None
+    reactor = daemon.reactor_or_global(reactor)
+    tls = daemon.tls_config(flags)
     config = StatestoreConfig(
-        heartbeat_interval=_positive_ms(flags, "statestore_heartbeat_frequency_ms"),
-        max_missed_heartbeats=_positive(flags, "statestore_max_missed_heartbeats"),
-        heartbeat_timeout=_positive(flags, "statestore_heartbeat_tcp_timeout_seconds"),
-        update_interval=_positive_ms(flags, "statestore_update_frequency_ms"),
-        priority_update_interval=_positive_ms(flags, "statestore_priority_update_frequency_ms"),
-        update_timeout=_positive(flags, "statestore_update_tcp_timeout_seconds"),
-        role_rpc_resend_interval=_positive_ms(flags, "update_statestore_rpc_resend_interval_ms"),
-        role_rpc_timeout=_positive(flags, "statestore_update_statestore_tcp_timeout_seconds"),
-        max_subscribers=_positive(flags, "statestore_max_subscribers"),
+        heartbeat_interval=daemon.positive_ms(flags, "statestore_heartbeat_frequency_ms"),
+        max_missed_heartbeats=daemon.positive(flags, "statestore_max_missed_heartbeats"),
+        heartbeat_timeout=daemon.positive(flags, "statestore_heartbeat_tcp_timeout_seconds"),
+        update_interval=daemon.positive_ms(flags, "statestore_update_frequency_ms"),
+        priority_update_interval=daemon.positive_ms(
+            flags, "statestore_priority_update_frequency_ms"
+        ),
+        update_timeout=daemon.positive(flags, "statestore_update_tcp_timeout_seconds"),
+        role_rpc_resend_interval=daemon.positive_ms(
+            flags, "update_statestore_rpc_resend_interval_ms"
+        ),
+        role_rpc_timeout=daemon.positive(flags, "statestore_update_statestore_tcp_timeout_seconds"),
+        max_subscribers=daemon.positive(flags, "statestore_max_subscribers"),
         debug_actions=frozenset(
             a.strip().upper() for a in flags.get_str("debug_actions").split(",") if a.strip()
         ),
@@ -131,20 +90,22 @@ def makeService(flags: Flags, reactor: Any = None) -> service.MultiService:
     ha_config = None
     peer = None
     if flags.get_bool("enable_statestored_ha"):
-        ha_port = _port(flags, "state_store_ha_port")
+        ha_port = daemon.port(flags, "state_store_ha_port")
         ha_config = HaConfig(
             own_address=f"{hostname}:{ha_port}",
             force_active=flags.get_bool("statestore_force_active"),
             priority_by_address=flags.get_bool("use_network_address_as_statestore_priority"),
-            monitor_interval=_positive_ms(flags, "statestore_ha_heartbeat_monitoring_frequency_ms"),
+            monitor_interval=daemon.positive_ms(
+                flags, "statestore_ha_heartbeat_monitoring_frequency_ms"
+            ),
             max_missed_heartbeats=config.max_missed_heartbeats,
             preemption_wait=flags.get_int("statestore_ha_preemption_wait_period_ms") / 1000.0,
-            rpc_timeout=_positive_ms(flags, "statestore_ha_client_rpc_timeout_ms"),
+            rpc_timeout=daemon.positive_ms(flags, "statestore_ha_client_rpc_timeout_ms"),
         )
         peer = client_endpoint(
             reactor,
             flags.get_str("state_store_peer_host"),
-            _port(flags, "state_store_peer_ha_port"),
+            daemon.port(flags, "state_store_peer_ha_port"),
             tls,
             timeout=ha_config.rpc_timeout,
         )
@@ -161,10 +122,10 @@ def makeService(flags: Flags, reactor: Any = None) -> service.MultiService:
         enable_ha=flags.get_bool("enable_catalogd_ha"),
         preemption_wait=flags.get_int("catalogd_ha_preemption_wait_period_ms") / 1000.0,
         priority_by_subscriber_id=flags.get_bool("use_subscriber_id_as_catalogd_priority"),
-        interval=_positive_ms(flags, "active_catalogd_designation_monitoring_interval_ms"),
+        interval=daemon.positive_ms(flags, "active_catalogd_designation_monitoring_interval_ms"),
     )
     extra: list[Any] = [catalogd_mgr.service()]
-    web_port = _port(flags, "webserver_port", allow_zero=True)
+    web_port = daemon.port(flags, "webserver_port", allow_zero=True)
     if web_port:
         site: Factory[Any] = web.make_site({**pages.routes(store), **catalogd_mgr.routes()})
         endpoint = server_endpoint(
@@ -173,61 +134,32 @@ def makeService(flags: Flags, reactor: Any = None) -> service.MultiService:
         extra.append(internet.StreamServerEndpointService(endpoint, site))
     ha_endpoint = None
     if ha_config is not None:
-        ha_endpoint = server_endpoint(reactor, interface, _port(flags, "state_store_ha_port"), tls)
+        ha_endpoint = server_endpoint(
+            reactor, interface, daemon.port(flags, "state_store_ha_port"), tls
+        )
     return build_service(
         store,
-        server_endpoint(reactor, interface, _port(flags, "state_store_port"), tls),
+        server_endpoint(reactor, interface, daemon.port(flags, "state_store_port"), tls),
         ha_endpoint,
         extra,
     )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    fs = flag_set()
-    args = list(sys.argv[1:] if argv is None else argv)
-    if "--help" in args or "-help" in args:
-        print(fs.usage())
-        return 0
-    try:
-        flags = fs.parse(args)
-        from twisted.internet import reactor as global_reactor
+    from twisted.internet import reactor as global_reactor
 
-        reactor: Any = global_reactor
-        top = makeService(flags, reactor)
-    except FlagError as e:
-        print(f"statestored: {e}", file=sys.stderr)
-        return 2
-    begin_logging()
+    reactor: Any = global_reactor
+    top = daemon.build(flag_set(), argv, lambda flags: makeService(flags, reactor))
+    if isinstance(top, int):
+        return top
+    daemon.begin_logging()
     application = service.Application("statestored")
     top.setServiceParent(service.IServiceCollection(application))
-
-    failed: list[bool] = []
-
-    def start() -> None:
-        try:
-            top.startService()
-        except CannotListenError as e:
-            log.critical("statestored cannot listen: {error}", error=str(e))
-            failed.append(True)
-            reactor.stop()
-        except Exception:
-            log.failure("statestored failed to start")
-            failed.append(True)
-            reactor.stop()
-
     for child in top:
         if isinstance(child, internet.StreamServerEndpointService):
             # A port that cannot be bound is a start-up error, not a silent log line.
             child._raiseSynchronously = True
-    reactor.callWhenRunning(start)
-
-    def stop() -> Any:
-        # After a failed start some children never started; the process just exits.
-        return None if failed else top.stopService()
-
-    reactor.addSystemEventTrigger("before", "shutdown", stop)
-    reactor.run()
-    return 1 if failed else 0
+    return daemon.run(reactor, top, "statestored")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from typing import IO, Any
 from twisted.application import internet, service
 from twisted.logger import Logger
 
+from backends.common import daemon
 from backends.common.flags import FlagError, Flags, FlagSet
 from backends.common.rpc import (
     SUBSCRIBER_TYPES,
@@ -38,7 +39,6 @@ from backends.common.subscriber import (
     TopicUpdate,
     subscriber_from_flags,
 )
-from backends.statestore.main import begin_logging
 
 log = Logger()
 
@@ -156,10 +156,8 @@ def make_service(flags: Flags, reactor: Any) -> service.MultiService:
         raise FlagError(f"--subscriber_type must be one of {sorted(SUBSCRIBER_TYPES)}")
     hostname = flags.get_str("hostname") or socket.gethostname()
     port = flags.get_int("state_store_subscriber_port")
-    if flags.get_int("statestore_heartbeat_frequency_ms") <= 0:
-        raise FlagError("--statestore_heartbeat_frequency_ms must be positive")
-    if flags.get_int("statestore_max_missed_heartbeats") <= 0:
-        raise FlagError("--statestore_max_missed_heartbeats must be positive")
+    daemon.positive(flags, "statestore_heartbeat_frequency_ms")
+    daemon.positive(flags, "statestore_max_missed_heartbeats")
     subscriber_id = flags.get_str("subscriber_id") or f"impalad@{hostname}:{port}"
     try:
         sub = subscriber_from_flags(
@@ -198,24 +196,16 @@ def make_service(flags: Flags, reactor: Any) -> service.MultiService:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    fs = flag_set()
-    args = list(sys.argv[1:] if argv is None else argv)
-    if "--help" in args:
-        print(fs.usage())
-        return 0
     from twisted.internet import reactor as global_reactor
 
     reactor: Any = global_reactor
-    try:
-        top = make_service(fs.parse(args), reactor)
-    except FlagError as e:
-        print(f"subscriber_cli: {e}", file=sys.stderr)
-        return 2
-    begin_logging()
-    reactor.callWhenRunning(top.startService)
-    reactor.addSystemEventTrigger("before", "shutdown", top.stopService)
-    reactor.run()
-    return 0
+    top = daemon.build(
+        flag_set(), argv, lambda flags: make_service(flags, reactor), help_words=("--help",)
+    )
+    if isinstance(top, int):
+        return top
+    daemon.begin_logging()
+    return daemon.run(reactor, top, "subscriber_cli")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,21 @@ from twisted.internet import defer, error, task
 from twisted.internet.address import IPv4Address
 from twisted.test import iosim
 
+from backends.statestore.statestore import StatestoreConfig
+
+# Statestore timing for in-memory tests: 0.1 s heartbeats, lost after 5 missed, short
+# RPC timeouts, and the fault-injection RPC enabled.
+FAST_CONFIG = StatestoreConfig(
+    heartbeat_interval=0.1,
+    max_missed_heartbeats=5,
+    heartbeat_timeout=0.3,
+    update_interval=0.5,
+    priority_update_interval=0.1,
+    update_timeout=1.0,
+    role_rpc_timeout=0.3,
+    debug_actions=frozenset({"DISABLE_STATESTORE_NETWORK"}),
+)
+
 
 class _Listening:
     def __init__(self, net: MemoryNetwork, host: str, port: int) -> None:

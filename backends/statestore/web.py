@@ -7,16 +7,10 @@ metric group document), ``/jsonmetrics`` (flat map), ``/metrics_prometheus``,
 
 from __future__ import annotations
 
-from typing import Any
-
-from backends.common.web import Handler, Response, WebRequest, healthz, prometheus_text
+from backends.common.web import Handler, Response, WebRequest, healthz
 from backends.statestore.ha import Role
 from backends.statestore.statestore import Statestore
 from backends.statestore.topics import is_prioritized
-
-
-def _numeric(metrics: dict[str, Any]) -> dict[str, float | int | bool]:
-    return {k: v for k, v in metrics.items() if isinstance(v, int | float)}
 
 
 def routes(store: Statestore) -> dict[str, Handler]:
@@ -25,24 +19,14 @@ def routes(store: Statestore) -> dict[str, Handler]:
     def metrics(request: WebRequest) -> Response:
         values = store.metrics()
         if request.wants_json:
-            return Response.json(
-                {
-                    "metric_group": {
-                        "name": "statestore",
-                        "metrics": [{"name": k, "value": v} for k, v in sorted(values.items())],
-                        "child_groups": [],
-                    }
-                }
-            )
+            return Response.metric_group("statestore", values)
         return Response.text("".join(f"{k}: {v}\n" for k, v in sorted(values.items())))
 
     def jsonmetrics(_: WebRequest) -> Response:
         return Response.json(store.metrics())
 
     def prometheus(_: WebRequest) -> Response:
-        return Response(
-            200, prometheus_text(_numeric(store.metrics())), "text/plain; version=0.0.4"
-        )
+        return Response.prometheus(store.metrics())
 
     def subscribers(_: WebRequest) -> Response:
         now = store.clock.seconds()

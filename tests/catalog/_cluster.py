@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
 import socket
-import subprocess
-import sys
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,7 +13,10 @@ from typing import Any, TypeVar
 
 from impala.dbapi import connect
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.statestore.procs import statestored_argv
+from tests.support import procs
+from tests.support.procs import Proc, free_port
+
 T = TypeVar("T")
 HEARTBEAT = [
     "--statestore_heartbeat_frequency_ms=100",
@@ -25,64 +24,14 @@ HEARTBEAT = [
 ]
 
 
-def free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def wait_for(what: str, check: Callable[[], T | None], timeout: float = 20.0) -> T:
-    """Poll ``check`` until it returns something truthy; fail naming ``what``."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-            last = result
-            if result:
-                return result
-        except Exception as e:  # the daemon may not be up yet
-            last = e
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+    """Poll ``check`` until it returns something truthy; any error means "not yet"."""
+    return procs.wait_for(what, check, timeout, tolerate=(Exception,))
 
 
-class Proc:
-    """One daemon process, its output in a log file."""
-
-    def __init__(self, name: str, argv: list[str], log: Path) -> None:
-        self.name = name
-        self.argv = argv
-        self.log = log
-        self.popen: subprocess.Popen[bytes] | None = None
-
-    def start(self, *extra: str) -> None:
-        with open(self.log, "ab") as out:
-            self.popen = subprocess.Popen(
-                [sys.executable, *self.argv, *extra],
-                cwd=ROOT,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONPATH": str(ROOT)},
-            )
-
-    @property
-    def running(self) -> bool:
-        return self.popen is not None and self.popen.poll() is None
-
-    def kill(self) -> None:
-        if self.popen is not None and self.popen.poll() is None:
-            os.kill(self.popen.pid, signal.SIGKILL)
-            self.popen.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.popen is not None and self.popen.poll() is None:
-            os.kill(self.popen.pid, signal.SIGINT)
-            try:
-                self.popen.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.kill()
+def daemon(name: str, argv: list[str], log: Path) -> Proc:
+    """A cluster daemon: stopped with SIGINT (its orderly shutdown), SIGKILL waits 10 s."""
+    return Proc(name, argv, log, stop_signal=signal.SIGINT, kill_timeout=10)
 
 
 def get_json(url: str) -> Any:
@@ -109,7 +58,7 @@ class Catalogd:
         ]
         if ha:
             self.argv.append("--enable_catalogd_ha")
-        self.proc = Proc(f"catalogd{index}", self.argv, tmp / f"catalogd{index}.log")
+        self.proc = daemon(f"catalogd{index}", self.argv, tmp / f"catalogd{index}.log")
 
     def metrics(self) -> dict[str, Any]:
         result: dict[str, Any] = get_json(f"http://{self.host}:{self.web_port}/jsonmetrics?json")
@@ -148,7 +97,7 @@ class Impalad:
             f"--catalog_sync_reads={str(sync_reads).lower()}",
             *HEARTBEAT,
         ]
-        self.proc = Proc(f"impalad{index}", self.argv, tmp / f"impalad{index}.log")
+        self.proc = daemon(f"impalad{index}", self.argv, tmp / f"impalad{index}.log")
 
     def run(self, sql: str, options: dict[str, str] | None = None) -> list[tuple[Any, ...]]:
         """One statement on a fresh connection; the rows it returned."""
@@ -174,13 +123,7 @@ class Statestored:
         self.ha_port = free_port(self.host)
         self.web_port = free_port(self.host)
         self.argv = [
-            "-m",
-            "backends.statestore.main",
-            f"--hostname={self.host}",
-            f"--listen_interface={self.host}",
-            f"--webserver_interface={self.host}",
-            f"--state_store_port={self.port}",
-            f"--webserver_port={self.web_port}",
+            *statestored_argv(self.host, self.port, self.web_port),
             "--statestore_update_frequency_ms=100",
             "--statestore_heartbeat_tcp_timeout_seconds=1",
             "--catalogd_ha_preemption_wait_period_ms=1500",
@@ -198,7 +141,7 @@ class Statestored:
                 "--statestore_ha_client_rpc_timeout_ms=500",
                 "--use_network_address_as_statestore_priority",
             ]
-        self.proc = Proc(f"statestored{index}", self.argv, tmp / f"statestored{index}.log")
+        self.proc = daemon(f"statestored{index}", self.argv, tmp / f"statestored{index}.log")
 
     def peer_with(self, other: Statestored) -> None:
         self.proc.argv += [

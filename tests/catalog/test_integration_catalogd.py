@@ -11,7 +11,8 @@ from backends.catalog.objects import CatalogEntry
 from backends.catalog.protocol import ExecDdl, GetCatalogDelta, encode_op
 from backends.common.rpc import call_blocking
 from backends.impalad.sql import ColumnDesc, Table
-from tests.catalog._cluster import ROOT, Catalogd, get_json, wait_for
+from tests.catalog._cluster import Catalogd, get_json, wait_for
+from tests.support.procs import ROOT
 
 # Nothing listens on port 1: the catalogd keeps trying to register, and works without.
 NO_STATESTORE = ["--state_store_host=127.0.0.1", "--state_store_port=1"]

@@ -188,8 +188,9 @@ def test_without_ha_the_catalogd_stays_active(tmp_path: Path) -> None:
     server.stop()
 
 
-def test_startup_load_picks_up_files_written_outside(tmp_path: Path) -> None:
-    """Loading the catalog at activation rescans table directories (the start-up reset)."""
+def _with_table_on_disk(tmp_path: Path) -> None:
+    """Table ``default.ext`` created by one server (then stopped), and a data file of 7
+    bytes written into its directory from outside."""
     first, _, _ = make(tmp_path, ha=False)
     location = tmp_path / "wh" / "ext"
     location.mkdir()
@@ -197,7 +198,12 @@ def test_startup_load_picks_up_files_written_outside(tmp_path: Path) -> None:
     ddl(first, "create_table", encode_op(table=t, if_not_exists=False))
     first.stop()
     (location / "outside.parq").write_bytes(b"x" * 7)
-    (location / "_tmp").write_bytes(b"ignored")
+
+
+def test_startup_load_picks_up_files_written_outside(tmp_path: Path) -> None:
+    """Loading the catalog at activation rescans table directories (the start-up reset)."""
+    _with_table_on_disk(tmp_path)
+    (tmp_path / "wh" / "ext" / "_tmp").write_bytes(b"ignored")
     second, _, _ = make(tmp_path, ha=False)
     assert second.store is not None
     loaded = second.store.table("default", "ext")
@@ -220,16 +226,6 @@ class ManualRunner:
         while self.queue:
             fn, d = self.queue.pop(0)
             d.callback(fn())
-
-
-def _with_table_on_disk(tmp_path: Path) -> None:
-    first, _, _ = make(tmp_path, ha=False)
-    location = tmp_path / "wh" / "ext"
-    location.mkdir()
-    t = dataclasses.replace(sample_table("ext"), location=str(location), partition_columns=())
-    ddl(first, "create_table", encode_op(table=t, if_not_exists=False))
-    first.stop()
-    (location / "outside.parq").write_bytes(b"x" * 7)
 
 
 def _server(tmp_path: Path, runner: ManualRunner, background: bool) -> CatalogServer:

@@ -8,15 +8,11 @@ fixture generates; :func:`materialise` writes a runnable copy with them filled i
 
 from __future__ import annotations
 
-import datetime
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from tests.support.certs import make_ca
 
 CORPUS = Path(__file__).parent / "corpus"
 VERDICTS = ("clean", "warnings", "fatal", "nolistener")
@@ -51,51 +47,11 @@ def cases() -> list[Case]:
 
 
 def make_certs(directory: Path) -> dict[str, str]:
-    """A CA, a server cert+key PEM signed by it, and a cert-only PEM: placeholder -> path.
-
-    Built with ``cryptography`` (pyOpenSSL's own X509 builders are deprecated)."""
-    now = datetime.datetime.now(datetime.UTC)
-
-    def build(
-        subject: str,
-        issuer: str,
-        key: ec.EllipticCurvePrivateKey,
-        signer: ec.EllipticCurvePrivateKey,
-        ca: bool,
-    ) -> x509.Certificate:
-        return (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(hours=1))
-            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-            .sign(signer, hashes.SHA256())
-        )
-
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    key = ec.generate_private_key(ec.SECP256R1())
-    ca = build("impala-lb test CA", "impala-lb test CA", ca_key, ca_key, True)
-    cert = build("localhost", "impala-lb test CA", key, ca_key, False)
-    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    files = {
-        "@CERT@": ("server.pem", cert_pem + key_pem),
-        "@CA@": ("ca.pem", ca.public_bytes(serialization.Encoding.PEM)),
-        "@CERT_ONLY@": ("cert-only.pem", cert_pem),
-    }
-    out = {}
-    for placeholder, (name, data) in files.items():
-        target = directory / name
-        target.write_bytes(data)
-        out[placeholder] = str(target)
-    return out
+    """A CA, a server cert+key PEM signed by it, and a cert-only PEM: placeholder -> path."""
+    ca = make_ca(directory)
+    server = ca.issue(directory, "server", ["localhost"])
+    files = {"@CERT@": server.combined, "@CA@": ca.cert, "@CERT_ONLY@": server.cert}
+    return {placeholder: str(path) for placeholder, path in files.items()}
 
 
 def materialise(case: Case, directory: Path, substitutions: dict[str, str]) -> Path:

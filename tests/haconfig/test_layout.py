@@ -22,7 +22,7 @@ from haconfig.layouts import (
 from haconfig.model import Config, Mode, SectionKind, StatsLevel
 from haconfig.render import render
 from haconfig.rendercli import haproxy_lint, own_lint
-from tests.haconfig.test_render import write_self_signed_pem
+from tests.haconfig.test_render import write_lb_pem
 
 GOLDEN = Path(__file__).parent / "golden"
 GOLDEN_NAMES = ("small", "kerberos_tls", "hue")
@@ -175,7 +175,7 @@ def test_default_description_gets_the_three_client_frontends() -> None:
 def test_tls_termination_layouts_pass_real_haproxy(mode: str, tmp_path: Path) -> None:
     """TLS offload and bridging bind with the balancer's certificate (bridging re-encrypts,
     verified against a CA) and still pass `haproxy -c` with no warning."""
-    pem = write_self_signed_pem(tmp_path / "lb.pem")
+    pem = write_lb_pem(tmp_path)
     cfg = _layout(
         frontends={"shell": {}},
         security={"tls": mode, "crt": str(pem), "ca_file": str(pem)},

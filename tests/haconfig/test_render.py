@@ -34,6 +34,7 @@ from haconfig.model import (
 )
 from haconfig.render import quote, render
 from haconfig.rendercli import haproxy_lint, own_lint
+from tests.support.certs import make_ca
 
 
 def _reparse(text: str) -> Config:
@@ -211,41 +212,14 @@ def _kitchen_sink(cert: Path) -> Config:
 
 @pytest.fixture
 def cert(tmp_path: Path) -> Path:
-    """A self-signed certificate and key in one PEM, as ``bind ... ssl crt`` wants."""
-    return write_self_signed_pem(tmp_path / "lb.pem")
+    """A certificate and its key in one PEM, as ``bind ... ssl crt`` wants."""
+    return write_lb_pem(tmp_path)
 
 
-def write_self_signed_pem(path: Path) -> Path:
-    """Write a fresh self-signed certificate followed by its key to ``path``."""
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "impala-lb.test")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .sign(key, hashes.SHA256())
-    )
-    path.write_bytes(
-        cert.public_bytes(serialization.Encoding.PEM)
-        + key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return path
+def write_lb_pem(directory: Path) -> Path:
+    """Write the balancer's certificate, issued by a throwaway CA, and its key to
+    ``directory/lb.pem``."""
+    return make_ca(directory).issue(directory, "lb", ["impala-lb.test"]).combined
 
 
 def test_every_field_round_trips_through_text(cert: Path) -> None:

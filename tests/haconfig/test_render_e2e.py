@@ -4,9 +4,7 @@ real HAProxy, serves the real impala-shell on every frontend it declares."""
 from __future__ import annotations
 
 import io
-import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +19,7 @@ from haconfig.render import render
 from haconfig.rendercli import haproxy_lint, main, own_lint
 from haconfig.validate import haproxy_binary
 from tests.support.impalad import ROOT, Impalad, free_ports, run_shell
+from tests.support.procs import accepts, stop_pid
 
 START_TIMEOUT_S = 20.0
 # The `impala-lb` console script's entry point, run with this interpreter.
@@ -63,22 +62,14 @@ def _wait_listening(port: int, proc: subprocess.Popen[bytes], log: Path) -> None
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         assert proc.poll() is None, f"balancer exited: {log.read_text()[-2000:]}"
-        with socket.socket() as s:
-            s.settimeout(1.0)
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
+        if accepts("127.0.0.1", port):
+            return
         time.sleep(0.05)
     raise AssertionError(f"nothing listens on {port}: {log.read_text()[-2000:]}")
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+    stop_pid(proc, signal.SIGTERM, timeout=10, kill_timeout=10)
 
 
 def _balancer_argv(which: str, cfg: Path) -> list[str]:

@@ -18,20 +18,10 @@ from backends.impalad.membership import (
     new_backend_id,
 )
 from backends.impalad.testing import FakeEngine, fake_session
-from backends.statestore.statestore import Statestore, StatestoreConfig, build_service
-from backends.statestore.testing import MemoryNetwork
+from backends.statestore.statestore import Statestore, build_service
+from backends.statestore.testing import FAST_CONFIG, MemoryNetwork
 from tests.impalad.test_http_and_main import make_server
 
-CONFIG = StatestoreConfig(
-    heartbeat_interval=0.1,
-    max_missed_heartbeats=5,
-    heartbeat_timeout=0.3,
-    update_interval=0.5,
-    priority_update_interval=0.1,
-    update_timeout=1.0,
-    role_rpc_timeout=0.3,
-    debug_actions=frozenset({"DISABLE_STATESTORE_NETWORK"}),
-)
 STORE = ("10.0.0.1", 24000)
 
 
@@ -52,7 +42,7 @@ class Net:
     def __init__(self) -> None:
         self.clock = task.Clock()
         self.net = MemoryNetwork(self.clock)
-        self.store = Statestore(self.clock, CONFIG, self.net.client)
+        self.store = Statestore(self.clock, FAST_CONFIG, self.net.client)
         build_service(self.store, self.net.server(*STORE), None).startService()
 
     def member(self, name: str) -> Membership:

@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 from impala.dbapi import connect
 
-from tests.statestore.procs import TIMING, Statestored, wait_for
+from tests.statestore.procs import TIMING, Statestored
 from tests.support.impalad import Balancer, Impalad, free_ports
+from tests.support.procs import wait_for
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -220,6 +220,35 @@ def test_kerberos_passthrough_through_the_balancer_round_robin(krb: Kerberized) 
         lb.stop()
 
 
+def test_impyla_gssapi_through_the_balancer(krb: Kerberized, impyla_env: None) -> None:
+    """impyla GSSAPI with krb_host=<lb> through impala-lb: every new connection authenticates,
+    the connections reach both impalads, and the session user is the client principal."""
+    lb = Balancer.start(
+        krb.tmp / "lb-impyla", [(d.host, d.hs2_port, d.webserver_port) for d in krb.impalads]
+    )
+    try:
+        before = [len(users_seen(d)) for d in krb.impalads]
+        for _ in range(4):
+            conn = connect(
+                host="127.0.0.1",
+                port=lb.port,
+                auth_mechanism="GSSAPI",
+                kerberos_service_name="impala",
+                krb_host="lb.example.test",
+                timeout=20,
+            )
+            try:
+                cur = conn.cursor()
+                cur.execute("select effective_user()")
+                assert cur.fetchall() == [("alice@EXAMPLE.TEST",)]
+            finally:
+                conn.close()
+        ran = [len(users_seen(d)) - n for d, n in zip(krb.impalads, before, strict=True)]
+        assert sum(ran) == 4 and min(ran) >= 1, ran
+    finally:
+        lb.stop()
+
+
 def test_principal_missing_from_keytab_is_a_startup_error(krb: Kerberized) -> None:
     """An impalad whose --principal is not in its keytab exits at once with a clear message."""
     keytab = krb.realm.export_keytab(krb.tmp / "only-node1.keytab", "impala/node1.example.test")

@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from backends.common.rpc import SetStatestoreDebugAction, call_blocking
-
-ROOT = Path(__file__).resolve().parents[2]
-T = TypeVar("T")
+from tests.support.procs import Proc, free_port
 
 HEARTBEAT_MS = 100
 MAX_MISSED = 5
@@ -40,56 +30,17 @@ STATESTORE_TIMING = [
 ]
 
 
-def free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def wait_for(what: str, check: Callable[[], T | None], timeout: float = 10.0) -> T:
-    """Poll ``check`` until it returns something truthy; fail naming ``what``."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError, ValueError):
-            result = check()
-            last = result
-            if result:
-                return result
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
-
-
-class Proc:
-    def __init__(self, name: str, argv: list[str], log: Path) -> None:
-        self.name = name
-        self.log = log
-        with open(log, "ab") as out:
-            self.popen = subprocess.Popen(
-                [sys.executable, *argv],
-                cwd=ROOT,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONPATH": str(ROOT)},
-            )
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def kill(self) -> None:
-        if self.popen.poll() is None:
-            os.kill(self.pid, signal.SIGKILL)
-            self.popen.wait(timeout=5)
-
-    def stop(self) -> None:
-        if self.popen.poll() is None:
-            os.kill(self.pid, signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.kill()
+def statestored_argv(host: str, port: int, web_port: int) -> list[str]:
+    """``-m backends.statestore.main`` with its RPC and web ports on ``host`` alone."""
+    return [
+        "-m",
+        "backends.statestore.main",
+        f"--hostname={host}",
+        f"--listen_interface={host}",
+        f"--webserver_interface={host}",
+        f"--state_store_port={port}",
+        f"--webserver_port={web_port}",
+    ]
 
 
 class Statestored:
@@ -104,13 +55,7 @@ class Statestored:
 
     def start(self, peer: Statestored | None, *extra: str) -> None:
         argv = [
-            "-m",
-            "backends.statestore.main",
-            f"--hostname={self.host}",
-            f"--listen_interface={self.host}",
-            f"--webserver_interface={self.host}",
-            f"--state_store_port={self.port}",
-            f"--webserver_port={self.web_port}",
+            *statestored_argv(self.host, self.port, self.web_port),
             *STATESTORE_TIMING,
         ]
         if peer is not None:
@@ -120,7 +65,8 @@ class Statestored:
                 f"--state_store_peer_host={peer.host}",
                 f"--state_store_peer_ha_port={peer.ha_port}",
             ]
-        self.proc = Proc(f"ss{self.index}", argv + list(extra), self.tmp / f"ss{self.index}.log")
+        log = self.tmp / f"ss{self.index}.log"
+        self.proc = Proc(f"ss{self.index}", argv + list(extra), log).start()
 
     def get(self, path: str) -> Any:
         url = f"http://{self.host}:{self.web_port}{path}"
@@ -175,7 +121,7 @@ class Subscriber:
                 f"--state_store_2_host={stores[1].host}",
                 f"--state_store_2_port={stores[1].port}",
             ]
-        self.proc = Proc(name, argv, tmp / f"{name}.log")
+        self.proc = Proc(name, argv, tmp / f"{name}.log").start()
 
     def state(self) -> dict[str, Any]:
         result: dict[str, Any] = json.loads(self.status.read_text())

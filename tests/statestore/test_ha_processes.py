@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.statestore.procs import ROOT, Statestored, Subscriber, wait_for
+from tests.statestore.procs import Statestored, Subscriber
+from tests.support.procs import ROOT, wait_for
 
 pytestmark = pytest.mark.timeout(60)
 NAMES = ("sub0", "sub1", "sub2")

@@ -16,19 +16,9 @@ from backends.common.subscriber import (
 )
 from backends.statestore.ha import HaConfig, Role
 from backends.statestore.statestore import Statestore, StatestoreConfig, build_service
-from backends.statestore.testing import MemoryNetwork
+from backends.statestore.testing import FAST_CONFIG, MemoryNetwork
 from backends.statestore.topics import Topic
 
-CONFIG = StatestoreConfig(
-    heartbeat_interval=0.1,
-    max_missed_heartbeats=5,
-    heartbeat_timeout=0.3,
-    update_interval=0.5,
-    priority_update_interval=0.1,
-    update_timeout=1.0,
-    role_rpc_timeout=0.3,
-    debug_actions=frozenset({"DISABLE_STATESTORE_NETWORK"}),
-)
 SS = [("10.0.0.1", 24000), ("10.0.0.2", 24000)]
 HA_PORT = 24020
 
@@ -48,7 +38,7 @@ class Cluster:
         peer_host = SS[1 - index][0]
         store = Statestore(
             self.clock,
-            CONFIG,
+            FAST_CONFIG,
             self.net.client,
             ha=HaConfig(
                 own_address=f"{host}:{HA_PORT}",

@@ -14,7 +14,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from backends.common.rpc import RegisterSubscriber, RpcError, call_blocking
-from tests.statestore.procs import Statestored, Subscriber, wait_for
+from tests.statestore.procs import Statestored, Subscriber
+from tests.support.procs import wait_for
 
 pytestmark = pytest.mark.timeout(60)
 

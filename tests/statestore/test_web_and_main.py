@@ -14,8 +14,8 @@ from backends.common.flags import FlagError
 from backends.common.web import WebRequest
 from backends.statestore import web
 from backends.statestore.main import flag_set, makeService
-from tests.statestore.procs import ROOT
 from tests.statestore.test_memory_cluster import Cluster
+from tests.support.procs import ROOT
 
 
 def request(path: str) -> WebRequest:

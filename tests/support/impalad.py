@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,24 +23,13 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.procs import ROOT, accepts, free_ports, stop_pid
+
+__all__ = ["ROOT", "Balancer", "Impalad", "free_ports", "roundrobin_config", "run_shell"]
+
 VENV_BIN = Path(sys.executable).parent
 IMPALA_SHELL = str(VENV_BIN / "impala-shell")
 START_TIMEOUT_S = 30.0
-
-
-def free_ports(host: str = "127.0.0.1", count: int = 1) -> list[int]:
-    """``count`` distinct TCP ports that were free on ``host`` a moment ago."""
-    socks = []
-    try:
-        for _ in range(count):
-            s = socket.socket()
-            s.bind((host, 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 @dataclasses.dataclass
@@ -160,11 +148,7 @@ class Impalad:
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM (exits at once), then SIGKILL if needed; always by PID."""
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            if self.wait(timeout) is None:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout)
+        stop_pid(self.proc, signal.SIGTERM, timeout, timeout)
         if self.proc.stdout is not None:
             self.proc.stdout.close()
 
@@ -251,10 +235,8 @@ class Balancer:
             lb = cls(proc, port, log)
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline and proc.poll() is None:
-                with socket.socket() as s:
-                    s.settimeout(1.0)
-                    if s.connect_ex(("127.0.0.1", port)) == 0:
-                        return lb
+                if accepts("127.0.0.1", port):
+                    return lb
                 time.sleep(0.05)
             last = log.read_text(errors="replace")[-2000:]
             lb.stop()
@@ -265,10 +247,5 @@ class Balancer:
         return f"127.0.0.1:{self.port}"
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout)
+        """SIGTERM, then SIGKILL if needed; always by PID."""
+        stop_pid(self.proc, signal.SIGTERM, timeout, timeout)

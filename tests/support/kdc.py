@@ -14,21 +14,16 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
+
+from tests.support.procs import free_port, stop_pid
 
 REALM = "EXAMPLE.TEST"
 KDB5_UTIL = "/usr/sbin/kdb5_util"
 KADMIN_LOCAL = "/usr/sbin/kadmin.local"
 KRB5KDC = "/usr/sbin/krb5kdc"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclasses.dataclass
@@ -59,7 +54,7 @@ class Realm:
         directory.mkdir(parents=True, exist_ok=True)
         last_error = ""
         for _ in range(attempts):
-            port = _free_port()
+            port = free_port()
             _write_configs(directory, port)
             realm = cls(directory, port, process=None)  # type: ignore[arg-type]
             if not (directory / "principal").exists():
@@ -132,14 +127,8 @@ class Realm:
         return env
 
     def stop(self) -> None:
-        proc = self.process
-        if proc is not None and proc.poll() is None:
-            os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+        if self.process is not None:
+            stop_pid(self.process, signal.SIGTERM, timeout=10, kill_timeout=10)
 
 
 def _write_configs(d: Path, port: int) -> None:

@@ -10,6 +10,7 @@ One ``impala-lb`` with three frontends in front of a plain impalad and a TLS imp
 from __future__ import annotations
 
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -22,6 +23,7 @@ import pytest
 
 from tests.support.certs import make_ca
 from tests.support.impalad import Impalad, free_ports, run_shell
+from tests.support.procs import accepts, stop_pid, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -100,12 +102,7 @@ backend direct
     )
     proc = subprocess.Popen([str(BIN), "-f", str(cfg)], stderr=subprocess.PIPE)
     try:
-        end = time.monotonic() + 15
-        while time.monotonic() < end:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", passthrough)) == 0:
-                    break
-            time.sleep(0.05)
+        wait_for("the balancer listening", lambda: accepts("127.0.0.1", passthrough), 15)
         yield Rig(
             ca.cert,
             cfg,
@@ -113,12 +110,7 @@ backend direct
             log,
         )
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        stop_pid(proc, signal.SIGTERM, timeout=10, kill_timeout=10)
         plain.stop()
         secure.stop()
         log.close()

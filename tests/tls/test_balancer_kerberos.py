@@ -8,10 +8,9 @@ through ``bind ... ssl crt`` (offload) and through ``server ... ssl ca-file``
 
 from __future__ import annotations
 
-import socket
+import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ import pytest
 from tests.support.certs import make_ca
 from tests.support.impalad import Impalad, free_ports, run_shell
 from tests.support.kdc import Realm
+from tests.support.procs import accepts, stop_pid, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -87,21 +87,11 @@ backend ktls
 """
         )
         proc = subprocess.Popen([str(BIN), "-f", str(cfg)], stderr=subprocess.DEVNULL)
-        end = time.monotonic() + 15
-        while time.monotonic() < end:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", bridge)) == 0:
-                    break
-            time.sleep(0.05)
+        wait_for("the balancer listening", lambda: accepts("127.0.0.1", bridge), 15)
         yield Rig(ca.cert, realm.kinit("alice", "alicepw"), offload, bridge)
     finally:
         if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
+            stop_pid(proc, signal.SIGTERM, timeout=10, kill_timeout=10)
         for d in daemons:
             d.stop()
         realm.stop()

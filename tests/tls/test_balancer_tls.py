@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import signal
 import socket
 import ssl
 import struct
@@ -26,25 +27,13 @@ import pytest
 from OpenSSL import SSL
 
 from tests.support.certs import make_ca
+from tests.support.procs import accepts, free_port, stop_pid, wait_for
 
 BIN = Path(sys.executable).parent / "impala-lb"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def wait_port(port: int, deadline: float = 10.0) -> None:
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listening on {port}")
+    wait_for(f"something listening on {port}", lambda: accepts("127.0.0.1", port, 0.5), deadline)
 
 
 class EchoServer:
@@ -208,12 +197,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
                 log.sock.recv(4096)
         yield Setup(ports, ca.cert, other.cert, cfg, log, tls_echo, plain_echo)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_pid(proc, signal.SIGTERM, timeout=5, kill_timeout=5)
         for server in (tls_echo, bad_echo, plain_echo):
             server.close()
         log.sock.close()

@@ -206,8 +206,9 @@ def test_mismatched_key_is_refused_at_startup(tmp_path: Path) -> None:
 def test_membership_over_tls_with_a_tls_statestore(tmp_path: Path) -> None:
     """With Impala's TLS flags on both, impalad registers with statestored over TLS and keeps
     getting its heartbeats (the statestore's calls back are TLS too)."""
-    from tests.statestore.procs import TIMING, Statestored, wait_for
+    from tests.statestore.procs import TIMING, Statestored
     from tests.support.impalad import free_ports
+    from tests.support.procs import wait_for
 
     s = Secured(tmp_path)  # one CA for every daemon
     store = Statestored(0, tmp_path)
