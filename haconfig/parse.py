@@ -332,6 +332,27 @@ _OPTIONS: dict[str, tuple[str, bool]] = {
     "idle-close-on-response": ("F", False),
 }
 # Options whose arguments are kept (everything after the name).
+# Options HAProxy 2.6 parses on their own and refuses as `no option ...` (measured).
+_NOT_NEGATABLE = frozenset(
+    {
+        "external-check",
+        "forwardfor",
+        "httpchk",
+        "httplog",
+        "ldap-check",
+        "mysql-check",
+        "originalto",
+        "pgsql-check",
+        "redis-check",
+        "smtpchk",
+        "spop-check",
+        "ssl-hello-chk",
+        "tcp-check",
+        "tcpka",
+        "tcplog",
+    }
+)
+
 _OPTIONS_WITH_ARGS = _words(
     "redispatch httpchk forwardfor originalto smtpchk mysql-check pgsql-check tcplog httplog"
 )
@@ -1381,6 +1402,9 @@ def _p_option(ps: _Parser, words: list[str], loc: Location) -> None:
     entry = _OPTIONS.get(name)
     if entry is None:
         ps.alert(loc, f"unknown option '{name}'" + (_suggest(name, _OPTIONS) or "."))
+        return
+    if negated and name in _NOT_NEGATABLE:
+        ps.alert(loc, f"negation/default is not supported for option '{name}'.", style="tight")
         return
     needs, implemented = entry
     p = ps.proxy

@@ -21,6 +21,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -405,6 +406,18 @@ def _find(obj: Any, key: str) -> Any:
     return None
 
 
+def _stop_all(daemons: Sequence[Daemon]) -> None:
+    for d in reversed(daemons):
+        stop_pid(d.pid)
+
+
+def _command(name: str) -> str:
+    """How to type this installation's ``name``: bare when it is the one on PATH."""
+    ours = bindir() / name
+    found = shutil.which(name)
+    return name if found and Path(found).resolve() == ours.resolve() else str(ours)
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     run: Path = args.dir.resolve()
     if (run / STATE).exists():
@@ -436,30 +449,31 @@ def cmd_up(args: argparse.Namespace) -> int:
             )
             if not ok:
                 print(f"{d.name} did not come up; see {run / 'logs' / (d.name + '.out')}")
-                for other in reversed(daemons):
-                    stop_pid(other.pid)
+                _stop_all(daemons)
                 return 1
     for kind in ("statestored", "catalogd"):
         pair = [d for d in daemons if d.kind == kind]
         while pair and not any(role(d) == "active" for d in pair):
             if time.monotonic() > deadline:
                 print(f"no {kind} became active; see {run / 'logs'}")
+                _stop_all(daemons)
                 return 1
             time.sleep(0.1)
     host = "localhost" if args.bind in ("127.0.0.1", "0.0.0.0", "*") else args.bind
+    shell, lb = _command("impala-shell"), _command("impala-lb")
     print(
         f"""
 impala-lb: a local Impala cluster is up ({run})
   {len(impalads)} impalads, {sum(d.kind == "statestored" for d in daemons)} statestoreds (HA), \
 {sum(d.kind == "catalogd" for d in daemons)} catalogds (HA), the balancer in front.
 
-  impala-shell -i {host}:{args.port}                 # impala-shell, JDBC, ODBC (leastconn)
-  impala-shell -i {host}:{args.port + 1}                 # Hue's port (source affinity)
-  impala-shell --protocol hs2-http -i {host}:{args.port + 2}
+  {shell} -i {host}:{args.port}          # impala-shell, JDBC, ODBC (leastconn)
+  {shell} -i {host}:{args.port + 1}          # Hue's port (source affinity)
+  {shell} --protocol hs2-http -i {host}:{args.port + 2}
   stats page:   http://{host}:8404/stats
   admin socket: echo "show stat" | socat stdio unix:{run / "admin.sock"}
 
-  impala-lb cluster status | stop | kill <daemon> | start <daemon>   (--dir {run})
+  {lb} cluster --dir {run} status | stop | kill <daemon> | start <daemon>
 """,
         flush=True,
     )
@@ -485,8 +499,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_stop(args: argparse.Namespace) -> int:
     run: Path = args.dir.resolve()
     daemons, port = load(run)
-    for d in reversed(daemons):
-        stop_pid(d.pid)
+    _stop_all(daemons)
+    for d in daemons:
         d.pid = None
     save(run, daemons, port)
     print(f"stopped the cluster in {run}")

@@ -214,6 +214,14 @@ def test_every_timeout_with_units() -> None:
     )
 
 
+@pytest.mark.parametrize("name", ["tcplog", "tcpka", "httpchk", "tcp-check", "forwardfor"])
+def test_no_option_is_refused_where_haproxy_refuses_it(name: str) -> None:
+    """'no option X' for options HAProxy parses on their own is fatal with its wording."""
+    with pytest.raises(ConfigError) as info:
+        parse_text(TIMEOUTS + f"listen l\n    bind 127.0.0.1:1\n    no option {name}\n")
+    assert f"negation/default is not supported for option '{name}'." in str(info.value)
+
+
 def test_options_retries_maxconn_and_no_option() -> None:
     """Options keep order and arguments; 'no option' disables; maxconn/retries are read."""
     cfg = parse_text(
@@ -226,7 +234,7 @@ def test_options_retries_maxconn_and_no_option() -> None:
     option redispatch 2
     option tcpka
     option allbackups
-    no option tcpka
+    no option allbackups
     option httpchk GET /healthz
     option tcp-check
     option log-health-checks
@@ -236,7 +244,7 @@ def test_options_retries_maxconn_and_no_option() -> None:
     )
     p = cfg.sections[1]
     assert p.option("redispatch") == Option("redispatch", True, ("2",))
-    assert not p.has_option("tcpka") and p.has_option("allbackups")
+    assert p.has_option("tcpka") and not p.has_option("allbackups")
     assert p.option("httpchk") == Option("httpchk", True, ("GET", "/healthz"))
     assert p.has_option("tcp-check") and p.has_option("log-health-checks")
     assert (p.retries, p.maxconn) == (5, 100)
