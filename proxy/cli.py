@@ -78,11 +78,8 @@ def load_config(files: Sequence[str]) -> Any:
 
 def _observability(runtime: Any, reactor: Any) -> Any:
     """Health checks, stats sockets and stats pages over ``runtime`` (proxy.stats)."""
-    try:
-        from proxy.stats import ObservabilityService
-    except ImportError as e:  # pragma: no cover - only while that package is being written
-        print(f"[WARNING]  ({os.getpid()}) : no health checks or stats: {e}", file=sys.stderr)
-        return None
+    from proxy.stats import ObservabilityService
+
     return ObservabilityService.from_runtime(
         runtime, reactor, kill_sessions=runtime.kill_server_sessions
     )
@@ -144,14 +141,15 @@ def run(files: Sequence[str], *, pidfile: str | None = None, debug: bool = False
         return 1
     from proxy.reload import Reloader
 
-    observability = _observability(runtime, reactor)
-    if observability is not None:
-        try:
-            observability.startService()
-        except Exception as e:  # e.g. a stats socket path that cannot be bound
-            print(f"[ALERT]    ({os.getpid()}) : {e}", file=sys.stderr)
-            runtime.stop()
-            return 1
+    try:
+        # Check rules we cannot run raise ValueError here; a stats socket path that cannot
+        # be bound fails at start.
+        observability = _observability(runtime, reactor)
+        observability.startService()
+    except Exception as e:
+        print(f"[ALERT]    ({os.getpid()}) : {e}", file=sys.stderr)
+        runtime.stop()
+        return 1
     from proxy.sdnotify import Notifier, WatchdogService
 
     notifier = Notifier()
