@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import socket
 import subprocess
 import sys
 import time
@@ -27,12 +26,7 @@ from haconfig import model
 from proxy.checks import CheckStatus, start_checks
 from proxy.pool import BackendPool
 from proxy.server import Server
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.support.procs import free_port, kill_pid
 
 
 def _cpu() -> float:
@@ -52,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     from twisted.internet import reactor as global_reactor
 
     reactor: Any = global_reactor
-    port = _free_port()
+    port = free_port()
     backend = subprocess.Popen(
         [
             sys.executable,
@@ -133,8 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         reactor.callLater(args.inter / 1000 * 1.5, start_measure)
         reactor.run()
     finally:
-        backend.kill()
-        backend.wait(timeout=5)
+        kill_pid(backend)
     statuses = {c.last.status for c in service.checkers}
     rate = result["done"] / result["wall"]
     print(

@@ -35,7 +35,6 @@ import argparse
 import asyncio
 import json
 import resource
-import socket
 import statistics
 import subprocess
 import sys
@@ -44,6 +43,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
+
+from tests.support.procs import Children, free_port, wait_port
 
 REQ = 100
 REPLY = 1024
@@ -277,23 +278,6 @@ def run_client(kind: str, port: int, a: int, duration: float) -> None:
 # orchestration
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, deadline: float = 10.0) -> None:
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listening on 127.0.0.1:{port}")
-
-
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -320,22 +304,15 @@ class Bench:
         self.quick = quick
         self.idle_n = idle_n
         self.tmp = Path(tempfile.mkdtemp(prefix="bench_proxy_"))
-        self.procs: list[subprocess.Popen[bytes]] = []
+        self.children = Children()
         self.ports: dict[str, tuple[int, int]] = {}
         self.pids: dict[str, int] = {}
 
-    def spawn(self, argv: list[str], **kw: Any) -> subprocess.Popen[bytes]:
-        p = subprocess.Popen(argv, **kw)
-        self.procs.append(p)
-        return p
-
     def start(self) -> None:
         src, rpc = free_port(), free_port()
-        be = self.spawn(
-            [sys.executable, "-m", "bench.bench_proxy", "--role", "backends", str(src), str(rpc)],
-            stdout=subprocess.PIPE,
+        self.children.ready(
+            [sys.executable, "-m", "bench.bench_proxy", "--role", "backends", str(src), str(rpc)]
         )
-        assert be.stdout is not None and be.stdout.readline().strip() == b"ready"
         self.ports["direct"] = (src, rpc)
         for kind in ("haproxy", "impala-lb"):
             fe_src, fe_rpc = free_port(), free_port()
@@ -345,22 +322,14 @@ class Bench:
                 argv = ["haproxy", "-q", "-f", str(cfg)]
             else:
                 argv = [*self.lb_cmd, "-f", str(cfg)]
-            p = self.spawn(argv, stderr=subprocess.DEVNULL)
+            p = self.children.popen(argv, stderr=subprocess.DEVNULL)
             wait_port(fe_src)
             wait_port(fe_rpc)
             self.ports[kind] = (fe_src, fe_rpc)
             self.pids[kind] = p.pid
 
     def stop(self) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                p.terminate()
-        for p in self.procs:
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(5)
+        self.children.stop()
 
     def client(self, kind: str, port: int, a: int, duration: float) -> dict[str, float]:
         out = subprocess.run(

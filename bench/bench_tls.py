@@ -37,7 +37,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+
+from tests.support.procs import Children, free_port, wait_port
 
 REQ = 100
 CHUNK = 256 * 1024
@@ -51,23 +52,6 @@ def _loop() -> asyncio.AbstractEventLoop:
         return uvloop.new_event_loop()
     except ImportError:
         return asyncio.new_event_loop()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, deadline: float = 15.0) -> None:
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listening on {port}")
 
 
 # --- roles (separate processes) -------------------------------------------------------
@@ -206,19 +190,13 @@ class Bench:
     def __init__(self, quick: bool) -> None:
         self.quick = quick
         self.tmp = Path(tempfile.mkdtemp(prefix="bench_tls_"))
-        self.procs: list[subprocess.Popen[bytes]] = []
+        self.children = Children()
         self.ports: dict[str, tuple[int, int]] = {}
-
-    def spawn(self, argv: list[str], **kw: Any) -> subprocess.Popen[bytes]:
-        p = subprocess.Popen(argv, **kw)
-        self.procs.append(p)
-        return p
 
     def server(self, pem: Path | None) -> tuple[int, int]:
         port, bulk = free_port(), free_port()
         argv = [sys.executable, "-m", "bench.bench_tls", "--role", "server", str(port), str(bulk)]
-        p = self.spawn([*argv, str(pem or "")], stdout=subprocess.PIPE)
-        assert p.stdout is not None and p.stdout.readline().strip() == b"ready"
+        self.children.ready([*argv, str(pem or "")])
         return port, bulk
 
     def start(self) -> None:
@@ -238,21 +216,13 @@ class Bench:
                 argv = ["haproxy", "-q", "-f", str(cfg)]
             else:
                 argv = [str(Path(sys.executable).parent / "impala-lb"), "-f", str(cfg)]
-            self.spawn(argv, stderr=subprocess.DEVNULL)
-            wait_port(fe)
-            wait_port(fe_bulk)
+            self.children.popen(argv, stderr=subprocess.DEVNULL)
+            wait_port(fe, 15.0)
+            wait_port(fe_bulk, 15.0)
             self.ports[kind] = (fe, fe_bulk)
 
     def stop(self) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                p.terminate()
-        for p in self.procs:
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(5)
+        self.children.stop()
 
     def client(self, kind: str, port: int, duration: float, count: int) -> dict[str, float]:
         argv = [sys.executable, "-m", "bench.bench_tls", "--role", "client", kind, self.ca]

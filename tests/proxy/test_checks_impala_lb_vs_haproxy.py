@@ -5,27 +5,18 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from proxy.stats import FIELDS
+from tests.support.balancer import HAPROXY, OURS, STATS_HEAD, ask, check_backend, spawn, stat_rows
+from tests.support.procs import free_port, kill_pid, wait_for
 
-BIN = Path(sys.executable).parent / "impala-lb"
-ROOT = Path(__file__).resolve().parents[2]
-
-CONFIG = """
-global
-    stats socket {sock} mode 600 level admin
-defaults
-    mode tcp
-    timeout connect 1s
-    timeout client 10s
-    timeout server 10s
-frontend fe
+CONFIG = (
+    STATS_HEAD
+    + """frontend fe
     bind 127.0.0.1:{fe}
     default_backend be
 backend be
@@ -33,39 +24,27 @@ backend be
     server a 127.0.0.1:{a} check inter 200 rise 2 fall 2
     server b 127.0.0.1:{b} check inter 200 rise 2 fall 2
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+)
 
 
 class Procs:
-    """Processes started by the test, stopped by PID."""
+    """Processes started by the test, SIGKILLed by PID at the end."""
 
     def __init__(self) -> None:
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def backend(self, port: int) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "proxy.checks.testing", "tcp", str(port)],
-            stdout=subprocess.PIPE,
-            cwd=ROOT,
-        )
-        assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
+        proc = check_backend(port)
         self.procs.append(proc)
         return proc
 
     def start(self, argv: list[str]) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = spawn(argv)
         self.procs.append(proc)
         return proc
 
     def stop(self, proc: subprocess.Popen[bytes]) -> None:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(5)
+        kill_pid(proc)
 
     def stop_all(self) -> None:
         for proc in self.procs:
@@ -79,38 +58,8 @@ def procs() -> Iterator[Procs]:
     p.stop_all()
 
 
-def ask(path: str, command: bytes) -> str:
-    with socket.socket(socket.AF_UNIX) as s:
-        s.settimeout(5)
-        s.connect(path)
-        s.sendall(command)
-        chunks = []
-        while chunk := s.recv(65536):
-            chunks.append(chunk)
-    return b"".join(chunks).decode()
-
-
 def rows(path: str) -> dict[str, dict[str, str]]:
-    out = {}
-    for line in ask(path, b"show stat\n").splitlines():
-        cells = line.split(",")
-        if len(cells) > 40 and cells[0] == "be":
-            rec = dict(zip(FIELDS, cells, strict=False))
-            rec["check_status"] = rec["check_status"].removeprefix("* ")
-            out[cells[1]] = rec
-    return out
-
-
-def wait_for(cond: Callable[[], bool], limit: float = 10.0) -> None:
-    end = time.monotonic() + limit
-    while time.monotonic() < end:
-        try:
-            if cond():
-                return
-        except OSError:
-            pass
-        time.sleep(0.03)
-    raise TimeoutError("condition not reached")
+    return stat_rows(ask(path, b"show stat\n"))
 
 
 def echo_once(port: int) -> bytes:
@@ -126,7 +75,7 @@ def test_impala_lb_matches_haproxy(tmp_path: Path, procs: Procs) -> None:
     backend_a = procs.backend(ports["a"])
     procs.backend(ports["b"])
     sides = {}
-    for name, argv0 in (("haproxy", ["haproxy", "-db", "-f"]), ("ours", [str(BIN), "-f"])):
+    for name, argv0 in (("haproxy", HAPROXY), ("ours", OURS)):
         sock, fe = str(tmp_path / f"{name}.sock"), free_port()
         cfg = tmp_path / f"{name}.cfg"
         cfg.write_text(CONFIG.format(sock=sock, fe=fe, **ports))
@@ -141,9 +90,14 @@ def test_impala_lb_matches_haproxy(tmp_path: Path, procs: Procs) -> None:
         return lambda: statuses(server) == [want, want]
 
     up = ("UP", "L4OK")
-    wait_for(lambda: all(Path(s).exists() for s in socks))
-    wait_for(both("a", up))
-    wait_for(both("b", up))
+    wait_for(
+        "both stats sockets",
+        lambda: all(Path(s).exists() for s in socks),
+        tolerate=(OSError,),
+        interval=0.03,
+    )
+    wait_for("a UP on both", both("a", up), tolerate=(OSError,), interval=0.03)
+    wait_for("b UP on both", both("b", up), tolerate=(OSError,), interval=0.03)
 
     def walk(target: tuple[str, str]) -> list[list[tuple[str, str]]]:
         """Sample server a on both sides until both are at ``target``; the deduplicated
@@ -237,7 +191,7 @@ def test_impala_lb_serves_stats_page_and_metrics(tmp_path: Path, procs: Procs) -
     procs.backend(a)
     cfg = tmp_path / "stats.cfg"
     cfg.write_text(STATS_CONFIG.format(port=port, a=a))
-    procs.start([str(BIN), "-f", str(cfg)])
+    procs.start([*OURS, str(cfg)])
     base = f"http://127.0.0.1:{port}"
 
     def get(path: str, auth: bool = True) -> tuple[int, bytes]:
@@ -250,9 +204,14 @@ def test_impala_lb_serves_stats_page_and_metrics(tmp_path: Path, procs: Procs) -
         except urllib.error.HTTPError as err:
             return err.code, err.read()
 
-    wait_for(lambda: get("/stats")[0] == 200)
+    wait_for("the stats page", lambda: get("/stats")[0] == 200, tolerate=(OSError,), interval=0.03)
     assert get("/stats", auth=False)[0] == 401
-    wait_for(lambda: b",L4OK," in get("/stats;csv")[1])
+    wait_for(
+        "L4OK in ;csv",
+        lambda: b",L4OK," in get("/stats;csv")[1],
+        tolerate=(OSError,),
+        interval=0.03,
+    )
     status, body = get("/metrics", auth=False)
     assert status == 200
     assert b'haproxy_server_check_status{proxy="be",server="a",state="L4OK"} 1' in body

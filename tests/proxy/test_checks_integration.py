@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,15 +22,11 @@ from proxy.checks.testing import (
 )
 from proxy.pool import BackendPool
 from proxy.server import AdminState, OpState, Server
+from tests.support.balancer import check_backend
 from tests.support.certs import make_ca
+from tests.support.procs import free_port, kill_pid
 
 LOOP = "127.0.0.1"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((LOOP, 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -73,47 +67,30 @@ def backend(
     return server, service, events
 
 
-def spawn(kind: str, port: int) -> subprocess.Popen[bytes]:
-    """A backend process (``tcp`` echo or ``healthz``) on ``port`` that a test can kill."""
-    root = Path(__file__).resolve().parents[2]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "proxy.checks.testing", kind, str(port)],
-        stdout=subprocess.PIPE,
-        cwd=root,
-    )
-    assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
-    return proc
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.kill()
-    proc.wait(timeout=5)
-
-
 def test_killed_backend_down_within_fall_inter_and_back_after_rise(reactor: Any) -> None:
     """A killed backend is DOWN within fall x inter (+ timeout), UP again after rise checks."""
     port = free_port()
-    proc = spawn("tcp", port)
+    proc = check_backend(port)
     try:
         params = model.ServerParams(check=True, inter=200, rise=2, fall=3)
         server, service, events = backend(reactor, params, port=port)
         checker = service.checkers[0]
         pump(reactor, lambda: checker.status == "UP", timeout=5)
         assert checker.last.status is CheckStatus.L4OK
-        stop(proc)
+        kill_pid(proc)
         took = pump(reactor, lambda: server.op is OpState.DOWN, timeout=5)
         assert took <= 3 * 0.2 + 0.2 + 0.3
         last = service.checkers[0].last
         assert (last.status, last.info) == (CheckStatus.L4CON, "Connection refused")
         assert server.counters.chkfail == 3 and server.counters.chkdown == 1
         assert any("is DOWN, reason: Layer4 connection problem" in m for _, m in events.lines)
-        proc = spawn("tcp", port)
+        proc = check_backend(port)
         took = pump(reactor, lambda: server.op is OpState.UP, timeout=5)
         assert took <= 2 * 0.2 + 0.3
         assert checker.status == "UP"
         service.stopService()
     finally:
-        stop(proc)
+        kill_pid(proc)
 
 
 def test_httpchk_on_check_port_other_than_traffic_port(reactor: Any) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import socket
-import subprocess
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -15,6 +14,8 @@ from haconfig import parse_text
 from proxy.checks.testing import new_reactor, pump_for
 from proxy.runtime import Runtime
 from proxy.stats import ObservabilityService
+from tests.support.balancer import HAPROXY, spawn
+from tests.support.procs import free_port, kill_pid
 
 CONFIG = """
 global
@@ -46,12 +47,6 @@ def normalize(message: str) -> str:
     return re.sub(r"check duration: \d+ms", "check duration: Nms", message)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def ask(path: str, command: bytes) -> bytes:
     with socket.socket(socket.AF_UNIX) as s:
         s.settimeout(5)
@@ -74,9 +69,7 @@ def test_log_lines_match_haproxy(tmp_path: Path) -> None:
     ha_sock, our_sock = str(tmp_path / "ha.sock"), str(tmp_path / "ours.sock")
     cfg = tmp_path / "haproxy.cfg"
     cfg.write_text(CONFIG.format(syslog=syslog.getsockname()[1], sock=ha_sock, port=port))
-    haproxy = subprocess.Popen(
-        ["haproxy", "-db", "-f", str(cfg)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    haproxy = spawn([*HAPROXY, str(cfg)])
     reactor = new_reactor()
     ours: list[tuple[int, str]] = []
     theirs: list[tuple[int, str]] = []
@@ -137,8 +130,7 @@ def test_log_lines_match_haproxy(tmp_path: Path) -> None:
             assert mine(ours) == mine(theirs)
     finally:
         obs.stopService()
-        haproxy.kill()
-        haproxy.wait(5)
+        kill_pid(haproxy)
         listener.close()
         for catcher in catchers:
             catcher.close()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -13,47 +11,16 @@ from haconfig import parse_text
 from proxy.checks.testing import new_reactor, pump_for
 from proxy.runtime import Runtime
 from proxy.stats import FIELDS, ObservabilityService, show_stat
+from tests.support.balancer import HAPROXY, STATS_HEAD, ask, check_backend, spawn
+from tests.support.loopback import Replier
+from tests.support.procs import free_port, kill_pid
 
-CONFIG = """
-global
-    stats socket {sock} mode 600 level admin
-defaults
-    mode tcp
-    timeout connect 1s
-    timeout client 10s
-    timeout server 10s
-backend be
+CONFIG = (
+    STATS_HEAD
+    + """backend be
     server a 127.0.0.1:{port} check inter 200 rise 2 fall 2
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def spawn_backend(port: int) -> subprocess.Popen[bytes]:
-    root = Path(__file__).resolve().parents[2]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "proxy.checks.testing", "tcp", str(port)],
-        stdout=subprocess.PIPE,
-        cwd=root,
-    )
-    assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
-    return proc
-
-
-def ask(path: str, command: bytes) -> str:
-    """One command on a stats socket (HAProxy's), read to EOF."""
-    with socket.socket(socket.AF_UNIX) as s:
-        s.settimeout(2)
-        s.connect(path)
-        s.sendall(command)
-        chunks = []
-        while chunk := s.recv(65536):
-            chunks.append(chunk)
-    return b"".join(chunks).decode()
+)
 
 
 def row(csv: str, server: str) -> tuple[str, str]:
@@ -76,13 +43,11 @@ def dedup(seq: list[tuple[str, str]]) -> list[tuple[str, str]]:
 def test_same_state_sequence_as_haproxy(tmp_path: Path) -> None:
     """Killing and restarting a backend walks both through the same statuses and codes."""
     port = free_port()
-    backend = spawn_backend(port)
+    backend = check_backend(port)
     ha_sock = str(tmp_path / "haproxy.sock")
     cfg = tmp_path / "haproxy.cfg"
     cfg.write_text(CONFIG.format(sock=ha_sock, port=port))
-    haproxy = subprocess.Popen(
-        ["haproxy", "-db", "-f", str(cfg)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    haproxy = spawn([*HAPROXY, str(cfg)])
     reactor = new_reactor()
     ours_cfg = parse_text(CONFIG.format(sock=str(tmp_path / "ours.sock"), port=port))
     obs: Any = ObservabilityService.from_runtime(Runtime(ours_cfg, reactor), reactor)
@@ -90,7 +55,7 @@ def test_same_state_sequence_as_haproxy(tmp_path: Path) -> None:
     try:
 
         def both() -> tuple[tuple[str, str], tuple[str, str]]:
-            return row(ask(ha_sock, b"show stat\n"), "a"), row(show_stat(obs.state), "a")
+            return row(ask(ha_sock, b"show stat\n", timeout=2), "a"), row(show_stat(obs.state), "a")
 
         def sample_until(done: Any, limit: float) -> tuple[list[Any], list[Any]]:
             theirs: list[Any] = []
@@ -112,14 +77,13 @@ def test_same_state_sequence_as_haproxy(tmp_path: Path) -> None:
         sample_until(lambda t, o: t == fully_up and o == fully_up, 5)
         assert both() == (fully_up, fully_up)
 
-        backend.kill()
-        backend.wait(5)
+        kill_pid(backend)
         theirs, ours = sample_until(lambda t, o: t[0] == "DOWN" and o[0] == "DOWN", 5)
         falling = [("UP 1/2", "L4CON"), ("DOWN", "L4CON")]
         assert [x for x in theirs if x != fully_up] == falling
         assert [x for x in ours if x != fully_up] == falling
 
-        backend = spawn_backend(port)
+        backend = check_backend(port)
         theirs, ours = sample_until(lambda t, o: t == fully_up and o == fully_up, 5)
         # the spawn blocks this test (not HAProxy) for a moment: the first sample of ours may
         # already be past the DOWN it started from
@@ -128,13 +92,13 @@ def test_same_state_sequence_as_haproxy(tmp_path: Path) -> None:
         assert [s for s in ours if s != ("DOWN", "L4CON")] == rising
 
         counters = "chkfail", "chkdown"
-        ha = dict(zip(FIELDS, _line(ask(ha_sock, b"show stat\n")), strict=False))
+        ha = dict(zip(FIELDS, _line(ask(ha_sock, b"show stat\n", timeout=2)), strict=False))
         mine = dict(zip(FIELDS, _line(show_stat(obs.state)), strict=False))
         assert [ha[c] for c in counters] == [mine[c] for c in counters] == ["2", "1"]
         same = "status weight act bck check_status check_code check_desc last_chk check_rise"
         same += " check_fall check_health addr mode uweight qlimit slim throttle agent_status"
         assert {k: mine[k] for k in same.split()} == {k: ha[k] for k in same.split()}
-        theirs_row = zip(FIELDS, _line(ask(ha_sock, b"show stat\n")), strict=False)
+        theirs_row = zip(FIELDS, _line(ask(ha_sock, b"show stat\n", timeout=2)), strict=False)
         blank = {name for name, v in theirs_row if v == ""}
         our_row = zip(FIELDS, _line(show_stat(obs.state)), strict=False)
         mine_blank = {name for name, v in our_row if v == ""}
@@ -144,7 +108,7 @@ def test_same_state_sequence_as_haproxy(tmp_path: Path) -> None:
             line = next(x for x in csv.splitlines() if x.startswith("be,BACKEND,"))
             return dict(zip(FIELDS, line.split(","), strict=False))
 
-        ha_be = backend_row(ask(ha_sock, b"show stat\n"))
+        ha_be = backend_row(ask(ha_sock, b"show stat\n", timeout=2))
         our_be = backend_row(show_stat(obs.state))
         keys = [
             "status",
@@ -161,7 +125,7 @@ def test_same_state_sequence_as_haproxy(tmp_path: Path) -> None:
         assert {k: our_be[k] for k in keys} == {k: ha_be[k] for k in keys}
         assert {k for k, v in our_be.items() if v == ""} == {k for k, v in ha_be.items() if v == ""}
 
-        theirs_state = ask(ha_sock, b"show servers state be\n").splitlines()
+        theirs_state = ask(ha_sock, b"show servers state be\n", timeout=2).splitlines()
         ours_state = socat_free(obs, b"show servers state be")
         assert ours_state[:2] == theirs_state[:2]  # version and header
         t_fields, o_fields = theirs_state[2].split(), ours_state[2].split()
@@ -170,10 +134,8 @@ def test_same_state_sequence_as_haproxy(tmp_path: Path) -> None:
         assert o_fields == t_fields
     finally:
         obs.stopService()
-        haproxy.kill()
-        haproxy.wait(5)
-        backend.kill()
-        backend.wait(5)
+        kill_pid(haproxy)
+        kill_pid(backend)
 
 
 def socat_free(obs: Any, command: bytes) -> list[str]:
@@ -187,15 +149,9 @@ def _line(csv: str) -> list[str]:
     return next(line.split(",") for line in csv.splitlines() if line.startswith("be,a,"))
 
 
-KINDS_CONFIG = """
-global
-    stats socket {sock} mode 600 level admin
-defaults
-    mode tcp
-    timeout connect 1s
-    timeout client 10s
-    timeout server 10s
-    timeout check 500ms
+KINDS_CONFIG = (
+    STATS_HEAD
+    + """    timeout check 500ms
 backend h404
     option httpchk GET /does-not-exist
     server a 127.0.0.1:{web} check inter 200 rise 2 fall 2
@@ -214,32 +170,20 @@ backend ssl
 backend refused
     server a 127.0.0.1:{other} check inter 200 rise 2 fall 2
 """
+)
 
 
 def test_check_kinds_report_like_haproxy(tmp_path: Path) -> None:
     """httpchk (404 and /healthz on a check port), tcp-check, check-ssl and a refused port
     end in the same status, check_status, check_code, last_chk and check_desc."""
     web, echo, other = free_port(), free_port(), free_port()
-    root = Path(__file__).resolve().parents[2]
     procs = []
     for kind, port in (("healthz", web), ("tcp", echo)):
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "proxy.checks.testing", kind, str(port)],
-            stdout=subprocess.PIPE,
-            cwd=root,
-        )
-        assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
-        procs.append(proc)
+        procs.append(check_backend(port, kind))
     ha_sock = str(tmp_path / "haproxy.sock")
     cfg = tmp_path / "haproxy.cfg"
     cfg.write_text(KINDS_CONFIG.format(sock=ha_sock, web=web, echo=echo, other=other))
-    procs.append(
-        subprocess.Popen(
-            ["haproxy", "-db", "-f", str(cfg)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-    )
+    procs.append(spawn([*HAPROXY, str(cfg)]))
     reactor = new_reactor()
     ours_cfg = parse_text(
         KINDS_CONFIG.format(sock=str(tmp_path / "o.sock"), web=web, echo=echo, other=other)
@@ -286,7 +230,7 @@ def test_check_kinds_report_like_haproxy(tmp_path: Path) -> None:
         theirs = ours = []
         while time.monotonic() < end:
             pump_for(reactor, 0.05)
-            theirs = table(ask(ha_sock, b"show stat\n"))
+            theirs = table(ask(ha_sock, b"show stat\n", timeout=2))
             ours = table(show_stat(obs.state))
             if theirs == want and ours == want:
                 break
@@ -295,50 +239,16 @@ def test_check_kinds_report_like_haproxy(tmp_path: Path) -> None:
     finally:
         obs.stopService()
         for proc in procs:
-            proc.kill()
-            proc.wait(5)
+            kill_pid(proc)
 
 
-AGENT_CONFIG = """
-global
-    stats socket {sock} mode 600 level admin
-defaults
-    mode tcp
-    timeout connect 1s
-    timeout client 10s
-    timeout server 10s
-backend ag
+AGENT_CONFIG = (
+    STATS_HEAD
+    + """backend ag
     default-server agent-inter 200 weight 10
     server a 127.0.0.1:{port} check inter 200 agent-check agent-port {agent}
 """
-
-
-class _Agent:
-    """A thread answering every connection with the current reply line (both sides use it)."""
-
-    def __init__(self) -> None:
-        import threading
-
-        self.reply = b"down #db gone\n"
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(128)
-        self.port = self.sock.getsockname()[1]
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                conn.sendall(self.reply)
-
-    def close(self) -> None:
-        self.sock.close()
-        self.thread.join(5)
+)
 
 
 def test_agent_words_like_haproxy(tmp_path: Path) -> None:
@@ -347,14 +257,12 @@ def test_agent_words_like_haproxy(tmp_path: Path) -> None:
     traffic = socket.socket()
     traffic.bind(("127.0.0.1", 0))
     traffic.listen(128)
-    agent = _Agent()
+    agent = Replier(b"down #db gone\n")
     ha_sock = str(tmp_path / "haproxy.sock")
     cfg = tmp_path / "haproxy.cfg"
     port = traffic.getsockname()[1]
     cfg.write_text(AGENT_CONFIG.format(sock=ha_sock, port=port, agent=agent.port))
-    haproxy = subprocess.Popen(
-        ["haproxy", "-db", "-f", str(cfg)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    haproxy = spawn([*HAPROXY, str(cfg)])
     reactor = new_reactor()
     ours_cfg = parse_text(
         AGENT_CONFIG.format(sock=str(tmp_path / "o.sock"), port=port, agent=agent.port)
@@ -397,19 +305,18 @@ def test_agent_words_like_haproxy(tmp_path: Path) -> None:
             theirs = ours = {}
             while time.monotonic() < end:
                 pump_for(reactor, 0.05)
-                theirs = view(ask(ha_sock, b"show stat\n"))
+                theirs = view(ask(ha_sock, b"show stat\n", timeout=2))
                 ours = view(show_stat(obs.state))
                 if theirs["status"] == ours["status"] == status and theirs == ours:
                     break
             assert (reply, ours) == (reply, theirs)
-            t_line = ask(ha_sock, b"show servers state ag\n").splitlines()[2].split()
+            t_line = ask(ha_sock, b"show servers state ag\n", timeout=2).splitlines()[2].split()
             o_line = socat_free(obs, b"show servers state ag")[2].split()
             for fields in (t_line, o_line):
                 del fields[9], fields[0]  # time since last change; be_id
             assert (reply, o_line) == (reply, t_line)
     finally:
         obs.stopService()
-        haproxy.kill()
-        haproxy.wait(5)
+        kill_pid(haproxy)
         agent.close()
         traffic.close()

@@ -16,41 +16,22 @@ from pathlib import Path
 
 import pytest
 
-BIN = Path(sys.executable).parent / "impala-lb"
+from tests.support.balancer import IMPALA_LB
+from tests.support.procs import Children, free_port, wait_port
+
 SERVERS = Path(__file__).with_name("_servers.py")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, deadline: float = 10.0) -> None:
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listening on {port}")
-
-
-class Procs:
+class Procs(Children):
     """Processes started by one test, stopped by PID at the end."""
 
     def __init__(self, tmp: Path) -> None:
+        super().__init__()
         self.tmp = tmp
-        self.procs: list[subprocess.Popen[bytes]] = []
 
     def backend(self, mode: str) -> int:
         port = free_port()
-        p = subprocess.Popen(
-            [sys.executable, str(SERVERS), mode, str(port)], stdout=subprocess.PIPE
-        )
-        self.procs.append(p)
-        assert p.stdout is not None and p.stdout.readline().strip() == b"ready"
+        self.ready([sys.executable, str(SERVERS), mode, str(port)])
         return port
 
     def balancer(
@@ -58,25 +39,13 @@ class Procs:
     ) -> subprocess.Popen[bytes]:
         cfg = self.tmp / f"lb{len(self.procs)}.cfg"
         cfg.write_text(config)
-        p = subprocess.Popen(
-            [str(BIN), "-f", str(cfg), *extra],
+        p = self.popen(
+            [IMPALA_LB, "-f", str(cfg), *extra],
             stderr=subprocess.PIPE,
             env={**os.environ, **(env or {})},
         )
-        self.procs.append(p)
         wait_port(port)
         return p
-
-    def stop(self) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                p.terminate()
-        for p in self.procs:
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(5)
 
 
 @pytest.fixture
@@ -379,9 +348,9 @@ def test_check_mode_exit_codes(tmp_path: Path) -> None:
     good.write_text(config(free_port(), "    server a 127.0.0.1:1\n"))
     bad = tmp_path / "bad.cfg"
     bad.write_text("frontend main *:5000\n")
-    ok = subprocess.run([str(BIN), "-c", "-f", str(good)], capture_output=True, timeout=30)
-    ko = subprocess.run([str(BIN), "-c", "-f", str(bad)], capture_output=True, timeout=30)
+    ok = subprocess.run([IMPALA_LB, "-c", "-f", str(good)], capture_output=True, timeout=30)
+    ko = subprocess.run([IMPALA_LB, "-c", "-f", str(bad)], capture_output=True, timeout=30)
     assert ok.returncode == 0, ok.stderr
     assert ko.returncode == 1
-    run_bad = subprocess.run([str(BIN), "-f", str(bad)], capture_output=True, timeout=30)
+    run_bad = subprocess.run([IMPALA_LB, "-f", str(bad)], capture_output=True, timeout=30)
     assert run_bad.returncode == 1 and b"bind" in run_bad.stderr

@@ -18,6 +18,7 @@ from proxy.reload import Reloader, ReloadError, carry_check_state
 from proxy.runtime import Runtime
 from proxy.sdnotify import Notifier
 from proxy.server import AdminState
+from tests.support.procs import free_port
 
 
 class HoldingDialer:
@@ -25,12 +26,6 @@ class HoldingDialer:
 
     def dial(self, host: str, port: int, timeout: float | None) -> Deferred[socket.socket]:
         return Deferred()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def cfg(body: str, global_: str = "") -> Config:

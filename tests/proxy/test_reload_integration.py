@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
-BIN = Path(sys.executable).parent / "impala-lb"
+from tests.support.balancer import IMPALA_LB, ask
+from tests.support.procs import Children, free_port, wait_port
+
 SERVERS = Path(__file__).with_name("_servers.py")
 
 #: A backend that greets with its name, then echoes: tells which server a client reached.
@@ -34,23 +36,6 @@ while True:
     c, _ = srv.accept()
     threading.Thread(target=serve, args=(c,), daemon=True).start()
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, limit: float = 10.0) -> None:
-    end = time.monotonic() + limit
-    while time.monotonic() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listening on {port}")
 
 
 def refused(port: int) -> bool:
@@ -85,41 +70,32 @@ class Notify:
         raise TimeoutError(f"no {line} in {seen}")
 
 
-class Procs:
+class Procs(Children):
     """Processes started by one test, stopped by PID at the end."""
 
     def __init__(self, tmp: Path) -> None:
+        super().__init__()
         self.tmp = tmp
-        self.procs: list[subprocess.Popen[bytes]] = []
         self.notify = Notify(tmp / "notify.sock")
         self.cfg = tmp / "lb.cfg"
 
     def echo(self) -> int:
         port = free_port()
-        p = subprocess.Popen(
-            [sys.executable, str(SERVERS), "echo", str(port)], stdout=subprocess.PIPE
-        )
-        self.procs.append(p)
-        assert p.stdout is not None and p.stdout.readline().strip() == b"ready"
+        self.ready([sys.executable, str(SERVERS), "echo", str(port)])
         return port
 
     def banner(self, name: str) -> int:
         port = free_port()
-        p = subprocess.Popen(
-            [sys.executable, "-c", BANNER, name, str(port)], stdout=subprocess.PIPE
-        )
-        self.procs.append(p)
-        assert p.stdout is not None and p.stdout.readline().strip() == b"ready"
+        self.ready([sys.executable, "-c", BANNER, name, str(port)])
         return port
 
     def balancer(self, config: str, port: int, *extra: str) -> subprocess.Popen[bytes]:
         self.cfg.write_text(config)
-        p = subprocess.Popen(
-            [str(BIN), "-f", str(self.cfg), *extra],
+        p = self.popen(
+            [IMPALA_LB, "-f", str(self.cfg), *extra],
             stderr=subprocess.PIPE,
             env={**os.environ, "NOTIFY_SOCKET": str(self.notify.path)},
         )
-        self.procs.append(p)
         self.notify.wait_for("READY=1", 20)
         wait_port(port)
         return p
@@ -130,16 +106,8 @@ class Procs:
         os.kill(p.pid, signal.SIGHUP)
         return self.notify.wait_for("READY=1", 20)
 
-    def stop(self) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                p.terminate()
-        for p in self.procs:
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(5)
+    def stop(self, timeout: float = 5.0) -> None:
+        super().stop(timeout)
         self.notify.sock.close()
 
 
@@ -315,18 +283,6 @@ def test_pidfile_written_by_p_and_removed_at_exit(procs: Procs, tmp_path: Path) 
     p.terminate()
     assert p.wait(5) == 0
     assert not pidfile.exists()
-
-
-def ask(path: Path, command: bytes) -> str:
-    """One command on a stats socket, read to EOF."""
-    with socket.socket(socket.AF_UNIX) as s:
-        s.settimeout(5)
-        s.connect(str(path))
-        s.sendall(command)
-        chunks = []
-        while chunk := s.recv(65536):
-            chunks.append(chunk)
-    return b"".join(chunks).decode()
 
 
 def statuses(path: Path) -> dict[str, str]:

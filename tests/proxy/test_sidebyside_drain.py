@@ -6,29 +6,20 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import subprocess
-import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from proxy.stats import FIELDS
+from tests.support.balancer import HAPROXY, OURS, STATS_HEAD, Side
+from tests.support.loopback import Echo, Replier
+from tests.support.procs import wait_for
 
-BIN = Path(sys.executable).parent / "impala-lb"
-
-CONFIG = """
-global
-    stats socket {sock} mode 600 level admin
-defaults
-    mode tcp
-    timeout connect 1s
-    timeout client 10s
-    timeout server 10s
-frontend fe
+CONFIG = (
+    STATS_HEAD
+    + """frontend fe
     bind 127.0.0.1:{fe}
     default_backend be
 backend be
@@ -36,100 +27,23 @@ backend be
     server a 127.0.0.1:{a} check inter 100 rise 2 fall 2 {agent_check}
     server b 127.0.0.1:{b} check inter 100 rise 2 fall 2
 """
+)
 
 #: ``show stat`` columns that must agree between the two balancers at every step.
 SAME = ("status", "weight", "uweight", "act", "bck", "check_status", "agent_status")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+class Drained(Side):
+    """One balancer (HAProxy or ours) over backends a and b, a with its agent."""
 
-
-class Banner:
-    """A backend that greets with its name, then echoes (a thread per client)."""
-
-    def __init__(self, name: bytes, port: int = 0) -> None:
-        self.name = name
-        self.sock = socket.create_server(("127.0.0.1", port), backlog=128)
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
-        with conn:
-            try:
-                conn.sendall(self.name + b"\n")
-                while data := conn.recv(65536):
-                    conn.sendall(data)
-            except OSError:
-                pass
-
-
-class Agent:
-    """An agent-check endpoint answering every connection with the current ``reply``."""
-
-    def __init__(self) -> None:
-        self.reply = b"ready up\n"
-        self.sock = socket.create_server(("127.0.0.1", 0), backlog=128)
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn, contextlib.suppress(OSError):
-                conn.sendall(self.reply)
-
-
-class Side:
-    """One balancer (HAProxy or ours) with its stats socket and frontend port."""
-
-    def __init__(self, name: str, argv: list[str], tmp: Path, ports: dict[str, int]) -> None:
-        self.name = name
-        self.sock = str(tmp / f"{name}.sock")
-        self.fe = free_port()
-        cfg = tmp / f"{name}.cfg"
+    def __init__(self, name: str, argv: Sequence[str], tmp: Path, ports: dict[str, int]) -> None:
+        super().__init__(name, argv, tmp)
         agent_check = f"agent-check agent-port {ports['agent']} agent-inter 100"
-        cfg.write_text(CONFIG.format(sock=self.sock, fe=self.fe, agent_check=agent_check, **ports))
-        self.proc = subprocess.Popen(
-            [*argv, str(cfg)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-
-    def ask(self, command: bytes) -> str:
-        with socket.socket(socket.AF_UNIX) as s:
-            s.settimeout(5)
-            s.connect(self.sock)
-            s.sendall(command)
-            chunks = []
-            while chunk := s.recv(65536):
-                chunks.append(chunk)
-        return b"".join(chunks).decode()
-
-    def rows(self) -> dict[str, dict[str, str]]:
-        out = {}
-        for line in self.ask(b"show stat\n").splitlines():
-            cells = line.split(",")
-            if len(cells) > 40 and cells[0] == "be":
-                rec = dict(zip(FIELDS, cells, strict=False))
-                for key in ("check_status", "agent_status"):
-                    rec[key] = rec[key].removeprefix("* ")
-                out[cells[1]] = rec
-        return out
+        self.write(CONFIG.format(sock=self.sock, fe=self.fe, agent_check=agent_check, **ports))
+        self.start()
 
     def columns(self, server: str) -> dict[str, str]:
-        row = self.rows()[server]
+        row = self.rows(strip=("check_status", "agent_status"))[server]
         return {k: row[k] for k in SAME}
 
     def connect(self) -> tuple[socket.socket, bytes]:
@@ -138,45 +52,28 @@ class Side:
         c.settimeout(5)
         return c, c.recv(16).strip()
 
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
 
-
-def wait_for(cond: Callable[[], bool], limit: float = 10.0) -> None:
-    end = time.monotonic() + limit
-    while time.monotonic() < end:
-        try:
-            if cond():
-                return
-        except (OSError, KeyError):
-            pass
-        time.sleep(0.03)
-    raise TimeoutError("condition not reached")
+#: what a poll of both stats sockets may meet before the balancers are ready
+NOT_YET = (OSError, KeyError)
 
 
 @dataclass
 class Rig:
     """Both balancers over the same backends a and b and a's agent."""
 
-    sides: list[Side]
-    agent: Agent
-    a: Banner
-    b: Banner
+    sides: list[Drained]
+    agent: Replier
+    a: Echo
+    b: Echo
 
 
 @pytest.fixture
 def rig(tmp_path: Path) -> Iterator[Rig]:
-    a, b, agent = Banner(b"a"), Banner(b"b"), Agent()
+    a, b, agent = Echo(banner=b"a"), Echo(banner=b"b"), Replier(b"ready up\n")
     ports = {"a": a.port, "b": b.port, "agent": agent.port}
     both = [
-        Side("haproxy", ["haproxy", "-db", "-f"], tmp_path, ports),
-        Side("ours", [str(BIN), "-f"], tmp_path, ports),
+        Drained("haproxy", HAPROXY, tmp_path, ports),
+        Drained("ours", OURS, tmp_path, ports),
     ]
     r = Rig(both, agent, a, b)
     yield r
@@ -191,7 +88,12 @@ def test_drain_and_agent_drain_match_haproxy(rig: Rig) -> None:
     the same ``show stat`` columns, the drained server's established session keeps echoing,
     and every new connection goes to the other server."""
     both, agent = rig.sides, rig.agent
-    wait_for(lambda: all(s.columns(n)["status"] == "UP" for s in both for n in "ab"))
+    wait_for(
+        "a and b UP on both",
+        lambda: all(s.columns(n)["status"] == "UP" for s in both for n in "ab"),
+        tolerate=NOT_YET,
+        interval=0.03,
+    )
     assert both[0].columns("a") == both[1].columns("a")
 
     held: dict[tuple[str, bytes], socket.socket] = {}
@@ -208,7 +110,12 @@ def test_drain_and_agent_drain_match_haproxy(rig: Rig) -> None:
         """Both sides' columns for the drained ``server`` once both show DRAIN, after
         checking its session still echoes and new clients all reach ``other``."""
         name = server.decode()
-        wait_for(lambda: all(s.columns(name)["status"].startswith("DRAIN") for s in both))
+        wait_for(
+            f"{name} DRAIN on both",
+            lambda: all(s.columns(name)["status"].startswith("DRAIN") for s in both),
+            tolerate=NOT_YET,
+            interval=0.03,
+        )
         for side in both:
             session = held[side.name, server]
             session.sendall(b"still")
@@ -220,7 +127,12 @@ def test_drain_and_agent_drain_match_haproxy(rig: Rig) -> None:
         return [side.columns(name) for side in both]
 
     def back_up(name: str) -> None:
-        wait_for(lambda: all(s.columns(name)["status"] == "UP" for s in both))
+        wait_for(
+            f"{name} UP on both",
+            lambda: all(s.columns(name)["status"] == "UP" for s in both),
+            tolerate=NOT_YET,
+            interval=0.03,
+        )
         assert both[0].columns(name) == both[1].columns(name)
 
     for side in both:
@@ -244,7 +156,7 @@ def test_drain_and_agent_drain_match_haproxy(rig: Rig) -> None:
         c.close()
 
 
-def times_until(both: list[Side], server: str, status: str, limit: float = 10.0) -> list[float]:
+def times_until(both: list[Drained], server: str, status: str, limit: float = 10.0) -> list[float]:
     """Seconds from now until each side shows ``status`` for ``server`` (10 ms sampling)."""
     start = time.monotonic()
     took: list[float | None] = [None] * len(both)
@@ -264,7 +176,12 @@ def test_killed_server_down_within_fall_inter_and_back_after_rise(rig: Rig) -> N
     scheduling slack), no new client reaches it after that, and it is UP again after rise
     checks once it returns, with the same columns on both."""
     both = rig.sides
-    wait_for(lambda: all(s.columns(n)["status"] == "UP" for s in both for n in "ab"))
+    wait_for(
+        "a and b UP on both",
+        lambda: all(s.columns(n)["status"] == "UP" for s in both for n in "ab"),
+        tolerate=NOT_YET,
+        interval=0.03,
+    )
     port = rig.b.port
     rig.b.sock.close()  # new connections and checks to b are refused from now on
     fall_inter = rise_inter = 2 * 0.1
@@ -276,7 +193,7 @@ def test_killed_server_down_within_fall_inter_and_back_after_rise(rig: Rig) -> N
             c, reached = side.connect()
             c.close()
             assert reached == b"a", f"{side.name} sent a client to DOWN b"
-    rig.b = Banner(b"b", port=port)
+    rig.b = Echo(banner=b"b", port=port)
     took = times_until(both, "b", "UP")
     assert all(t <= rise_inter + slack for t in took), took
     assert both[0].columns("b") == both[1].columns("b")

@@ -10,22 +10,19 @@ from haconfig import parse_text
 from proxy.checks.testing import echo_factory, new_reactor, pump
 from proxy.runtime import Runtime
 from proxy.stats import FIELDS, ObservabilityService
+from tests.support.balancer import STATS_HEAD
+from tests.support.procs import free_port
 
-CONFIG = """
-global
-    stats socket {sock} mode 600 level admin
-defaults
-    mode tcp
-    timeout connect 1s
-    timeout client 10s
-    timeout server 10s
-frontend fe
+CONFIG = (
+    STATS_HEAD
+    + """frontend fe
     bind 127.0.0.1:{fe_port}
     default_backend be
 backend be
     server a 127.0.0.1:{port} check inter 100 rise 2 fall 2
     server b 127.0.0.1:{port} weight 3
 """
+)
 
 
 def socat(reactor: Any, sock: str, command: bytes) -> str:
@@ -101,9 +98,7 @@ def test_traffic_counters_reach_show_stat() -> None:
 
     reactor = new_reactor()
     backend = reactor.listenTCP(0, echo_factory(), interface="127.0.0.1")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        fe_port = probe.getsockname()[1]
+    fe_port = free_port()
     config = parse_text(TRAFFIC.format(fe_port=fe_port, port=backend.getHost().port))
     runtime = Runtime(config, reactor)
     runtime.start()

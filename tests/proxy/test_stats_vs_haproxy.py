@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,6 +14,8 @@ from haconfig import parse_text
 from proxy.checks.testing import new_reactor, pump
 from proxy.runtime import Runtime
 from proxy.stats import ObservabilityService
+from tests.support.balancer import HAPROXY, spawn
+from tests.support.procs import free_port, kill_pid
 
 CONFIG = """
 global
@@ -89,9 +90,7 @@ def ask(path: str, command: bytes) -> bytes:
 
 @pytest.fixture
 def sockets(tmp_path: Path) -> Any:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     paths = {}
     procs = []
     reactor = new_reactor()
@@ -100,13 +99,7 @@ def sockets(tmp_path: Path) -> Any:
         ha = {k: str(tmp_path / f"ha-{k}.sock") for k in ("admin", "oper")}
         cfg = tmp_path / "haproxy.cfg"
         cfg.write_text(CONFIG.format(port=port, **ha))
-        procs.append(
-            subprocess.Popen(
-                ["haproxy", "-db", "-f", str(cfg)],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        )
+        procs.append(spawn([*HAPROXY, str(cfg)]))
         ours = {k: str(tmp_path / f"our-{k}.sock") for k in ("admin", "oper")}
         obs = ObservabilityService.from_runtime(
             Runtime(parse_text(CONFIG.format(port=port, **ours)), reactor), reactor
@@ -121,8 +114,7 @@ def sockets(tmp_path: Path) -> Any:
         if obs is not None:
             obs.stopService()
         for p in procs:
-            p.kill()
-            p.wait(5)
+            kill_pid(p)
 
 
 def test_replies_match_haproxy_byte_for_byte(sockets: Any) -> None:

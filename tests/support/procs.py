@@ -55,14 +55,28 @@ def accepts(host: str, port: int, timeout: float = 1.0) -> bool:
         return s.connect_ex((host, port)) == 0
 
 
+def wait_port(port: int, timeout: float = 10.0, host: str = "127.0.0.1") -> None:
+    """Wait until ``host:port`` accepts a TCP connection; ``TimeoutError`` after ``timeout``."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            socket.create_connection((host, port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on {host}:{port}")
+
+
 def wait_for(
     what: str,
     check: Callable[[], T | None],
     timeout: float = 10.0,
     *,
     tolerate: tuple[type[Exception], ...] = (OSError, ValueError),
+    interval: float = 0.05,
 ) -> T:
-    """Poll ``check`` until it returns something truthy; fail naming ``what``.
+    """Poll ``check`` every ``interval`` seconds until it returns something truthy; fail
+    naming ``what``.
 
     Exceptions of the ``tolerate`` types count as "not yet" (the daemon may not be
     up); any other exception ends the wait at once."""
@@ -76,7 +90,7 @@ def wait_for(
                 return result
         except tolerate as e:
             last = e
-        time.sleep(0.05)
+        time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
@@ -155,3 +169,40 @@ class Proc:
         """``stop_signal`` by PID, then SIGKILL after 5 s."""
         if self.popen is not None:
             stop_pid(self.popen, self.stop_signal, 5.0, self.kill_timeout)
+
+
+class Children:
+    """The child processes one test started, all ended by PID in :meth:`stop`: SIGTERM to
+    every one still running first, then each is waited for and SIGKILLed if it lingers."""
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def popen(
+        self,
+        argv: list[str],
+        *,
+        stdout: int | None = None,
+        stderr: int | None = None,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.Popen[bytes]:
+        """Start ``argv`` and remember it for :meth:`stop`."""
+        p = subprocess.Popen(argv, stdout=stdout, stderr=stderr, env=env)
+        self.procs.append(p)
+        return p
+
+    def ready(self, argv: list[str]) -> subprocess.Popen[bytes]:
+        """Start ``argv`` with its stdout piped; returns once it printed ``ready``."""
+        p = self.popen(argv, stdout=subprocess.PIPE)
+        assert p.stdout is not None and p.stdout.readline().strip() == b"ready"
+        return p
+
+    def stop(self, timeout: float = 5.0) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                os.kill(p.pid, signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                kill_pid(p, timeout)

@@ -7,45 +7,18 @@ import shlex
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support.loopback import Replier
+from tests.support.procs import free_port, stop_pid
+
 ROOT = Path(__file__).resolve().parents[2]
 UNIT = ROOT / "systemd" / "impala-lb.service"
 BINDIR = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Banner:
-    """A loopback backend that greets every client with its name."""
-
-    def __init__(self, name: bytes) -> None:
-        self.name = name
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                conn.sendall(self.name)
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def exec_reload_commands(config: Path, mainpid: int) -> list[list[str]]:
@@ -91,8 +64,8 @@ def wait_greeting(port: int, want: bytes, limit: float = 10.0) -> None:
 
 
 @pytest.fixture
-def backends() -> Iterator[tuple[Banner, Banner]]:
-    old, new = Banner(b"old"), Banner(b"new")
+def backends() -> Iterator[tuple[Replier, Replier]]:
+    old, new = Replier(b"old"), Replier(b"new")
     yield old, new
     old.close()
     new.close()
@@ -107,7 +80,7 @@ def listen(port: int, server: int) -> str:
 
 
 def test_exec_reload_refuses_broken_config_then_applies_good_one(
-    tmp_path: Path, backends: tuple[Banner, Banner]
+    tmp_path: Path, backends: tuple[Replier, Replier]
 ) -> None:
     """ExecReload's ``-c -q`` refuses a broken file (no HUP sent, old config serves); with a
     good file both lines run and the new config takes effect."""
@@ -135,5 +108,4 @@ def test_exec_reload_refuses_broken_config_then_applies_good_one(
         wait_greeting(port, b"new")
         assert lb.poll() is None
     finally:
-        lb.terminate()
-        lb.wait(5)
+        stop_pid(lb, timeout=5)
