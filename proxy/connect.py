@@ -43,12 +43,12 @@ if TYPE_CHECKING:
     from proxy.pool import BackendPool
     from proxy.server import Server
 
-#: Algorithms whose choice depends on the client (HAProxy's BE_LB_KIND_HI): no
-#: immediate redispatch for them.
 _log = Logger()
 _EPOLLIN = select.EPOLLIN
 _EPOLLRDHUP = select.EPOLLRDHUP
 
+#: Algorithms whose choice depends on the client (HAProxy's BE_LB_KIND_HI): no
+#: immediate redispatch for them.
 HASH_ALGORITHMS = frozenset({"source", "uri", "url_param", "hdr", "rdp-cookie"})
 
 
