@@ -90,28 +90,34 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         d = Impalad.start(Path(tmp) / "impalad")
-        lb = Balancer.start(Path(tmp) / "lb", [(d.host, d.hs2_port, d.webserver_port)])
-        ways = {"direct": (d.host, d.hs2_port), "balancer": ("127.0.0.1", lb.port)}
         try:
-            print(f"impalad {d.hs2_address}, query {QUERY!r}, {args.seconds:g}s per phase")
-            print(f"{'clients':>8} {'way':>9} {'qps':>10} {'p50 ms':>10} {'p99 ms':>10}")
-            for clients in (1, 8, 32):
-                result = {}
-                for way, (host, port) in ways.items():
-                    result[way] = small_queries(host, port, clients, args.seconds)
-                    qps, p50, p99 = result[way]
-                    print(f"{clients:>8} {way:>9} {qps:>10.1f} {p50:>10.2f} {p99:>10.2f}")
-                ratio = result["balancer"][0] / result["direct"][0]
-                print(f"{clients:>8} {'ratio':>9} {ratio:>10.2f}")
-            for way, (host, port) in ways.items():
-                rate, growth = large_fetch(d, host, port, args.rows)
-                print(
-                    f"large fetch {way}: {args.rows} rows at {rate:,.0f} rows/s, "
-                    f"impalad RSS growth {growth} KiB"
-                )
+            lb = Balancer.start(Path(tmp) / "lb", [(d.host, d.hs2_port, d.webserver_port)])
+            try:
+                run(d, lb, args.seconds, args.rows)
+            finally:
+                lb.stop()
         finally:
-            lb.stop()
             d.stop()
+
+
+def run(d: Impalad, lb: Balancer, seconds: float, rows: int) -> None:
+    """Every phase, direct and through ``lb``, printed as a table."""
+    ways = {"direct": (d.host, d.hs2_port), "balancer": ("127.0.0.1", lb.port)}
+    print(f"impalad {d.hs2_address}, query {QUERY!r}, {seconds:g}s per phase")
+    print(f"{'clients':>8} {'way':>9} {'qps':>10} {'p50 ms':>10} {'p99 ms':>10}")
+    for clients in (1, 8, 32):
+        result = {}
+        for way, (host, port) in ways.items():
+            result[way] = small_queries(host, port, clients, seconds)
+            qps, p50, p99 = result[way]
+            print(f"{clients:>8} {way:>9} {qps:>10.1f} {p50:>10.2f} {p99:>10.2f}")
+        ratio = result["balancer"][0] / result["direct"][0]
+        print(f"{clients:>8} {'ratio':>9} {ratio:>10.2f}")
+    for way, (host, port) in ways.items():
+        rate, growth = large_fetch(d, host, port, rows)
+        print(
+            f"large fetch {way}: {rows} rows at {rate:,.0f} rows/s, impalad RSS growth {growth} KiB"
+        )
 
 
 if __name__ == "__main__":
