@@ -1666,9 +1666,10 @@ _TCP_EXPECT_TYPES = _words("binary string rstring rbinary string-lf binary-lf")
 _HTTP_EXPECT_TYPES = _words("string rstring string-lf status rstatus hdr fhdr")
 
 
-def _expect_problem(args: list[str], http: bool) -> str | None:
-    i = 0
-    while i < len(args) and args[i] in (
+#: ``tcp-check``/``http-check expect`` options that take one value and do not change what
+#: is matched (the checker skips them the same way).
+EXPECT_OPTIONS_WITH_VALUE = frozenset(
+    {
         "min-recv",
         "comment",
         "ok-status",
@@ -1677,7 +1678,13 @@ def _expect_problem(args: list[str], http: bool) -> str | None:
         "on-success",
         "on-error",
         "status-code",
-    ):
+    }
+)
+
+
+def _expect_problem(args: list[str], http: bool) -> str | None:
+    i = 0
+    while i < len(args) and args[i] in EXPECT_OPTIONS_WITH_VALUE:
         i += 2
     if i < len(args) and args[i] == "!":
         i += 1

@@ -217,13 +217,7 @@ def _commit(runtime: Runtime, new: Config, prepared: _Prepared) -> ReloadReport:
     _commit_frontends(runtime, new, prepared, report)
     runtime.full = runtime.actconn >= runtime.maxconn
     for fe in runtime.frontends.values():
-        pause = runtime.full or fe.feconn >= fe.maxconn
-        fe.full = pause
-        for listener in fe.listeners:
-            if pause:
-                listener.pause()
-            else:
-                listener.resume()
+        runtime._apply_pause(fe, force=True)
     log.info("reload applied: {summary}", summary=report.summary())
     return report
 

@@ -462,9 +462,13 @@ class Runtime:
         else:
             self._apply_pause(fe)
 
-    def _apply_pause(self, fe: FrontendRuntime) -> None:
+    def _apply_pause(self, fe: FrontendRuntime, *, force: bool = False) -> None:
+        """Pause or resume ``fe``'s listeners for the global and frontend maxconn.
+
+        ``force`` applies the state even when it has not changed: a reload may have
+        opened new listeners that do not follow it yet."""
         pause = self.full or fe.feconn >= fe.maxconn
-        if pause == fe.full:
+        if pause == fe.full and not force:
             return
         fe.full = pause
         for listener in fe.listeners:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from haconfig.model import CheckRule, Option
+from haconfig.parse import EXPECT_OPTIONS_WITH_VALUE
 from proxy.checks._status import CheckResult, CheckStatus
 
 
@@ -114,17 +115,6 @@ class Expect:
 
 
 _EXPECT_KINDS = ("string", "rstring", "binary", "rbinary")
-# expect options that take one value and do not change what is matched
-_EXPECT_OPTS_WITH_VALUE = {
-    "min-recv",
-    "comment",
-    "ok-status",
-    "error-status",
-    "tout-status",
-    "on-success",
-    "on-error",
-    "status-code",
-}
 
 
 def parse_expect(rule: CheckRule, step: int, kinds: Sequence[str] = _EXPECT_KINDS) -> Expect:
@@ -135,7 +125,7 @@ def parse_expect(rule: CheckRule, step: int, kinds: Sequence[str] = _EXPECT_KIND
         word = args.pop(0)
         if word == "!":
             negate = True
-        elif word in _EXPECT_OPTS_WITH_VALUE:
+        elif word in EXPECT_OPTIONS_WITH_VALUE:
             if args:
                 args.pop(0)
         elif word in kinds:
