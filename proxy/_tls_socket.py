@@ -55,7 +55,8 @@ class TLSSocket(socket.socket):
         conn = self.tls
         parts: list[bytes] = []
         total = 0
-        while total < bufsize:
+        # Whole records only (see the module docstring); a second one only if it fits.
+        while not parts or total + RECORD <= bufsize:
             try:
                 data = conn.recv(RECORD)
             except (SSL.WantReadError, SSL.WantWriteError):

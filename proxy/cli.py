@@ -153,7 +153,7 @@ def run(files: Sequence[str], *, pidfile: str | None = None, debug: bool = False
     from proxy.sdnotify import Notifier, WatchdogService
 
     notifier = Notifier()
-    watchdog = WatchdogService(notifier, reactor)
+    watchdog = WatchdogService(notifier, reactor, healthy=lambda: not runtime.loop.lost)
     pidpath = pidfile or config.global_.pidfile
     if pidpath:
         with open(pidpath, "w", encoding="ascii") as f:

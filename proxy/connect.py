@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 _log = Logger()
 _EPOLLIN = select.EPOLLIN
 _EPOLLRDHUP = select.EPOLLRDHUP
+_EPOLLOUT = select.EPOLLOUT
 
 #: Algorithms whose choice depends on the client (HAProxy's BE_LB_KIND_HI): no
 #: immediate redispatch for them.
@@ -100,9 +101,14 @@ class SocketDialer:
             d.errback(Failure(ConnectError(message, timeout=timed_out)))
 
         def ready(events: int) -> None:
-            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            if err:
-                fail(errno.errorcode.get(err, str(err)))
+            # Established only when writable with no pending error: EPOLLERR or EPOLLHUP
+            # without EPOLLOUT is a failed connect even if SO_ERROR was already read.
+            try:
+                err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            except OSError as e:
+                err = e.errno or errno.EBADF
+            if err or not events & _EPOLLOUT:
+                fail(errno.errorcode.get(err, str(err)) if err else "connection failed")
                 return
             finish()
             d.callback(sock)
@@ -115,7 +121,7 @@ class SocketDialer:
         if rc not in (0, errno.EINPROGRESS, errno.EAGAIN):
             sock.close()
             return _failed(ConnectError(errno.errorcode.get(rc, str(rc))))
-        self.loop.watch(fd, 4, ready)  # EPOLLOUT
+        self.loop.watch(fd, _EPOLLOUT, ready)
         if timeout:
             timer = self.clock.callLater(timeout, fail, "connect timeout", True)
         return d
@@ -229,7 +235,7 @@ class ClientSession:
             gone = self.sock.recv(1, socket.MSG_PEEK) == b""
         except BlockingIOError:
             return
-        except OSError:
+        except Exception:
             gone = True
         self._unwatch()
         if gone:
@@ -356,6 +362,19 @@ class ClientSession:
     def _pump_ended(self, session: Session, flags: str) -> None:
         self.rec.bytes_in = session.bytes_in
         self.rec.bytes_out = session.bytes_out
+        if session.failure is not None:
+            # One line for the fault, naming the session; its tcplog line follows.
+            _log.failure(
+                "session {frontend}/{backend}/{server} from {client}:{port} ended {flags} "
+                "by an internal error; other sessions go on",
+                session.failure,
+                frontend=self.frontend_name,
+                backend=self.rec.backend,
+                server=self.rec.server,
+                client=self.conn.src,
+                port=self.conn.src_port,
+                flags=flags,
+            )
         self._close(flags, closed=True)
 
     def abort(self, flags: str = "KD") -> None:

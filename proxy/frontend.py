@@ -14,6 +14,7 @@ import errno
 import socket
 from collections.abc import Callable
 
+from twisted.internet.error import ConnectionLost
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -22,7 +23,9 @@ from proxy._reactor import Clock, FDSet
 log = Logger()
 
 ACCEPT_BATCH = 64
-BACKOFF = 0.1  # seconds without accepting after EMFILE/ENFILE
+BACKOFF = 0.1  # seconds without accepting after an accept() error (EMFILE, ENFILE, ...)
+#: accept() errors that concern one connection only: go on with the next
+_SKIP = (errno.ECONNABORTED, errno.EPROTO, errno.EPERM, errno.ENETDOWN, errno.EHOSTUNREACH)
 DEFAULT_BACKLOG = 1024
 
 
@@ -52,7 +55,7 @@ class Listener:
     """One listening socket; provides ``IReadDescriptor`` for the reactor."""
 
     def __init__(
-        self, reactor: FDSet, sock: socket.socket, on_accept: Accept, clock: Clock | None = None
+        self, reactor: FDSet, sock: socket.socket, on_accept: Accept, clock: Clock
     ) -> None:
         self.reactor = reactor
         self.clock = clock
@@ -63,6 +66,7 @@ class Listener:
         #: socket of every address that is still configured, whichever frontend owns it.
         self.key: tuple[str, int] = self.local
         self.reading = False
+        self.backing_off = False
         self.keepalive = False
         self.accepted = 0
 
@@ -77,12 +81,20 @@ class Listener:
         return f"Listener {self.local[0]}:{self.local[1]}"
 
     def connectionLost(self, reason: Failure) -> None:
-        self.reading = False
+        """The reactor dropped this reader: at shutdown, or because ``doRead`` raised.
+        In the second case the listener comes back after :data:`BACKOFF`."""
+        if reason.check(ConnectionLost) or self.sock.fileno() < 0 or not self.reading:
+            self.reading = False
+            return
+        log.failure("listener {listener} failed; resuming", reason, listener=self.logPrefix())
+        self.backing_off = True
+        self.clock.callLater(BACKOFF, self._retry)
 
     def resume(self) -> None:
         if not self.reading:
             self.reading = True
-            self.reactor.addReader(self)
+            if not self.backing_off:
+                self.reactor.addReader(self)
 
     def pause(self) -> None:
         if self.reading:
@@ -99,13 +111,16 @@ class Listener:
         self.keepalive = keepalive
 
     def _back_off(self) -> None:
-        """Out of descriptors: stop polling for a moment instead of spinning on accept."""
-        if self.clock is None:
+        """accept() failed: stop polling for a moment instead of spinning on it, then go
+        on; the listener never goes away because of an error."""
+        if self.backing_off:
             return
+        self.backing_off = True
         self.reactor.removeReader(self)
         self.clock.callLater(BACKOFF, self._retry)
 
     def _retry(self) -> None:
+        self.backing_off = False
         if self.reading:
             self.reactor.addReader(self)
 
@@ -118,21 +133,25 @@ class Listener:
             except OSError as e:
                 if e.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR):
                     return
-                if e.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                    log.warn("accept on {listener}: {error}", listener=self.logPrefix(), error=e)
-                    self._back_off()
-                    return
-                if e.errno in (errno.ECONNABORTED, errno.EPROTO):
+                if e.errno in _SKIP:
                     continue
-                raise
-            conn.setblocking(False)
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if self.keepalive:
-                conn.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+                # EMFILE, ENFILE, ENOBUFS, ENOMEM, or anything unknown: say so, pause, resume.
+                log.warn(
+                    "accept on {listener}: {error}; pausing {backoff}s",
+                    listener=self.logPrefix(),
+                    error=e,
+                    backoff=BACKOFF,
+                )
+                self._back_off()
+                return
             try:
+                conn.setblocking(False)
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if self.keepalive:
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
                 local = conn.getsockname()[:2]
             except OSError:
-                conn.close()
+                conn.close()  # reset before we got to it
                 continue
             self.accepted += 1
             try:

@@ -9,19 +9,31 @@ the bytes read). This is the design that ``specs/proxy-performance.md`` points
 to: Twisted's per-transport path costs about three times HAProxy's CPU per
 message, a plain readable/writable loop does not.
 
-What still holds, per connection:
+What holds, per connection (the promises the README lists, proven over generated
+schedules in ``tests/proxy/test_pump_schedules.py``):
 
-- **backpressure**: at most one chunk per direction is held. When a send is
-  partial the reading side is paused (removed from the epoll interest set) and
-  the writing side is watched for writability; memory stays bounded however
-  slow a reader is;
-- **half-close**: EOF from one side becomes ``shutdown(SHUT_WR)`` on the other
-  once the pending chunk is written; the session ends when both directions are
-  shut;
+- **no byte lost or reordered**: what is read from one leg is written to the other
+  in order before anything after it; EOF is passed on only once everything before
+  it is written;
+- **bounded memory** (``tune.bufsize``, HAProxy's 16 KiB by default): reads go into
+  one buffer the loop shares, and a session holds in user space at most what one
+  partial ``send`` left over, never more than ``bufsize`` per direction. The reading
+  side is then paused (removed from the epoll set) and the writing side watched
+  for writability, so the rest waits in the kernel however slow a reader is;
+- **half-close**: EOF from one side becomes ``shutdown(SHUT_WR)`` on the other once
+  the pending chunk is written; the session ends when both directions are shut.
+  ``EPOLLHUP`` without an error only says the peer is done sending: the leg is
+  still drained to EOF. A leg with nothing to wait for is taken out of the epoll set
+  (as HAProxy's poller does), so a HUP is never reported to a loop that would
+  ignore it;
 - **timeouts** ``client``/``server``/``tunnel``/``client-fin``/``server-fin``
   with HAProxy's semantics (each side's inactivity is refreshed by reads from
   and writes to that side; ``tunnel`` replaces client/server once established;
   the ``-fin`` ones apply once one direction is shut), ended with ``cD``/``sD``;
+- **fault isolation**: an exception while handling one session's event ends that
+  session only (``ID``, the failure kept on :attr:`Session.failure` for its log
+  line); the loop goes on. If the reactor drops the loop itself, :attr:`PumpLoop.lost`
+  is set and said loudly, and the watchdog stops;
 - **byte counters** per direction, for tcplog and the stats.
 
 The timer of a session is re-armed lazily: activity only stores a time, and the
@@ -30,8 +42,11 @@ one ``DelayedCall`` re-computes the deadline when it fires.
 A leg may be a :class:`proxy._tls_socket.TLSSocket` (``bind ... ssl``, ``server ...
 ssl``): the same ``recv``/``send``/``shutdown`` calls, with OpenSSL's want-read and
 want-write surfacing as ``EAGAIN``, so everything above holds for TLS sessions and
-the byte counters count clear bytes, as HAProxy's do. Plain legs are real sockets
-and pay nothing for it.
+the byte counters count clear bytes, as HAProxy's do. Plain legs read with
+``recv_into`` the loop's shared buffer; a TLS leg's ``recv`` returns at most one
+record (16 KiB) of clear text per call, so a TLS leg holds at most
+``max(bufsize, 16 KiB)``: OpenSSL must hand out whole records, or clear text would be
+left inside it while ``epoll`` sees the socket idle.
 """
 
 from __future__ import annotations
@@ -44,18 +59,27 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from twisted.internet.error import ConnectionLost
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from proxy._reactor import Clock, FDSet
+from proxy._tls_socket import TLSSocket
 
-CHUNK = 256 * 1024
+#: HAProxy's ``tune.bufsize`` default: what a session may hold per direction
+DEFAULT_BUFSIZE = 16384
+#: reads of one leg per wake-up while its peer takes everything (fairness between
+#: sessions; a bulk stream moves up to ``BURST * bufsize`` per wake-up)
+BURST = 16
 #: reads per leg, at the start of a session, after which the kernel's ACK policy is left alone
 QUICKACK_READS = 16
 _TCP_QUICKACK = getattr(socket, "TCP_QUICKACK", 12)
 _EPOLLIN = select.EPOLLIN
 _EPOLLOUT = select.EPOLLOUT
-_EPOLLERR = select.EPOLLERR | select.EPOLLHUP
+_EPOLLERRHUP = select.EPOLLERR | select.EPOLLHUP
 _AGAIN = (errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR)
+
+log = Logger()
 
 
 @dataclass(frozen=True)
@@ -94,13 +118,14 @@ class PumpTimeouts:
 
 
 class _Side:
-    """One leg of a session: its socket and the chunk waiting to be written to it."""
+    """One leg of a session: its socket and the bytes waiting to be written to it."""
 
     __slots__ = (
         "bytes_read",
         "eof",
         "fd",
         "last",
+        "mask",
         "name",
         "owner",
         "peer",
@@ -108,26 +133,34 @@ class _Side:
         "reads",
         "shut",
         "sock",
+        "tls",
     )
 
     def __init__(self, sock: socket.socket, name: str, owner: Session) -> None:
         self.sock = sock
         self.owner = owner
         self.fd = sock.fileno()
+        self.tls = isinstance(sock, TLSSocket)
         self.name = name  # "C" (client) or "S" (server): the termination flag's first char
         self.peer: _Side = self
+        #: what a partial send left over, at most ``bufsize`` bytes
         self.pending: memoryview | None = None
         self.eof = False  # EOF read from this side
         self.shut = False  # we shut down our writing to this side
+        #: the epoll interest registered for this leg: -1 not in the set, 0 errors only
+        self.mask = -1
         self.bytes_read = 0
         self.reads = 0  # counted only up to QUICKACK_READS
         self.last = 0.0
 
 
 class Session:
-    """One established connection in the pump; ``on_end(session, flags)`` is called once."""
+    """One established connection in the pump; ``on_end(session, flags)`` is called once.
 
-    __slots__ = ("_timer", "client", "ended", "loop", "on_end", "server", "timeouts")
+    ``failure`` is set when the session ended because handling one of its events
+    raised (flags ``ID``)."""
+
+    __slots__ = ("_timer", "client", "ended", "failure", "loop", "on_end", "server", "timeouts")
 
     def __init__(
         self,
@@ -144,6 +177,7 @@ class Session:
         self.timeouts = timeouts
         self.on_end = on_end
         self.ended = False
+        self.failure: Failure | None = None
         self._timer: Any = None
 
     @property
@@ -179,14 +213,17 @@ class Session:
         self._timer = None
         if self.ended:
             return
-        now = self.loop.clock.seconds()
-        dc, ds = self._deadlines()
-        if dc is not None and now >= dc - 1e-6:
-            self.end("cD")
-        elif ds is not None and now >= ds - 1e-6:
-            self.end("sD")
-        else:
-            self._arm()
+        try:
+            now = self.loop.clock.seconds()
+            dc, ds = self._deadlines()
+            # The side whose deadline came first, should the timer fire late (ties: client).
+            due = [(d, f) for d, f in ((dc, "cD"), (ds, "sD")) if d is not None and now >= d - 1e-6]
+            if due:
+                self.end(min(due)[1])
+            else:
+                self._arm()
+        except Exception:
+            self.loop.fault(self, Failure())
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -206,12 +243,14 @@ class Session:
         self._timer = None
         self.loop.remove(self)
         for side in (self.client, self.server):
+            side.pending = None
             with contextlib.suppress(OSError):
                 side.sock.close()
         self.on_end(self, flags)
 
     def _half_closed(self) -> None:
-        """A direction just shut: the ``-fin`` timeouts may now apply, re-arm."""
+        """A side sent EOF or a direction just shut: the ``-fin`` timeouts may now apply,
+        re-arm (or end, once both directions are shut)."""
         if self.client.shut and self.server.shut:
             self.end("--")
             return
@@ -224,16 +263,24 @@ class PumpLoop:
     """An ``epoll`` set of pumped sockets, seen by the reactor as one reader.
 
     It provides ``IReadDescriptor`` (``fileno``, ``doRead``, ``connectionLost``,
-    ``logPrefix``); the reactor does not check the declaration, so none is made."""
+    ``logPrefix``); the reactor does not check the declaration, so none is made.
+    ``bufsize`` is ``tune.bufsize``: the largest read, and the most a session holds
+    per direction."""
 
-    def __init__(self, reactor: FDSet, clock: Clock, chunk: int = CHUNK) -> None:
+    def __init__(self, reactor: FDSet, clock: Clock, bufsize: int = DEFAULT_BUFSIZE) -> None:
         self.reactor = reactor
         self.clock = clock
-        self.chunk = chunk
+        self.bufsize = bufsize
+        self.buf = bytearray(bufsize)
+        self.view = memoryview(self.buf)
         self.ep = select.epoll()
         self.sides: dict[int, _Side] = {}
         self.watchers: dict[int, Callable[[int], None]] = {}
         self.sessions = 0
+        #: set when the reactor dropped the loop: no established session moves any more
+        self.lost = False
+        #: sessions ended by an exception in their handling (``ID``)
+        self.faults = 0
         reactor.addReader(self)
 
     # IReadDescriptor
@@ -244,7 +291,16 @@ class PumpLoop:
         return "PumpLoop"
 
     def connectionLost(self, reason: Failure) -> None:
-        pass
+        """The reactor gave up on the loop (``doRead`` raised past its own guard)."""
+        if self.ep.closed or reason.check(ConnectionLost):
+            return  # closed by us, or the reactor disconnecting everything as it stops
+        self.lost = True
+        log.critical(
+            "the byte pump was lost: {sessions} established session(s) no longer move; "
+            "the watchdog stops so that the service is restarted: {reason}",
+            sessions=self.sessions,
+            reason=reason.getErrorMessage(),
+        )
 
     def close(self) -> None:
         self.reactor.removeReader(self)
@@ -255,13 +311,17 @@ class PumpLoop:
     def add(self, s: Session) -> None:
         for side in (s.client, s.server):
             self.sides[side.fd] = side
+            side.mask = _EPOLLIN
             self.ep.register(side.fd, _EPOLLIN)
         self.sessions += 1
 
     def remove(self, s: Session) -> None:
         for side in (s.client, s.server):
-            if self.sides.pop(side.fd, None) is not None:
-                with contextlib.suppress(OSError):
+            if self.sides.get(side.fd) is side:
+                del self.sides[side.fd]
+            if side.mask >= 0:
+                side.mask = -1
+                with contextlib.suppress(OSError, ValueError):
                     self.ep.unregister(side.fd)
         self.sessions -= 1
 
@@ -272,84 +332,144 @@ class PumpLoop:
 
     def unwatch(self, fd: int) -> None:
         if self.watchers.pop(fd, None) is not None:
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError, ValueError):
                 self.ep.unregister(fd)
 
     def _interest(self, side: _Side) -> None:
-        """Re-compute what to wait for on ``side`` from the session's state."""
-        if side.eof and side.shut:
-            # Nothing more to read or write on this leg; epoll would keep reporting HUP.
-            with contextlib.suppress(OSError):
-                self.ep.unregister(side.fd)
-            return
-        mask = 0
+        """Re-compute what to wait for on ``side`` from the session's state.
+
+        A leg with nothing to wait for stays in the set for errors only (a reset while
+        the other direction finishes is seen at once), unless we shut our writing to it:
+        then a HUP only means its peer is done too, and epoll would report it without
+        end, so the leg leaves the set until it may be read again."""
+        want = 0
         if not side.eof and side.peer.pending is None:
-            mask |= _EPOLLIN
+            want = _EPOLLIN
         if side.pending is not None:
-            mask |= _EPOLLOUT
-        with contextlib.suppress(OSError):
-            self.ep.modify(side.fd, mask)
+            want |= _EPOLLOUT
+        elif not want and side.shut:
+            want = -1
+        have = side.mask
+        if want == have:
+            return
+        side.mask = want
+        if want < 0:
+            self.ep.unregister(side.fd)
+        elif have < 0:
+            self.ep.register(side.fd, want)
+        else:
+            self.ep.modify(side.fd, want)
+
+    # --- faults ---------------------------------------------------------------------
+
+    def fault(self, session: Session, failure: Failure) -> None:
+        """Handling ``session`` raised: end that session only (``ID``), keep the loop."""
+        self.faults += 1
+        if session.ended:
+            log.failure("pump: error after the session ended", failure)
+            return
+        session.failure = failure
+        try:
+            session.end("ID")
+        except Exception:
+            log.failure("pump: a session could not be ended cleanly", Failure())
+            # Whatever went wrong, its descriptors must not stay in the set.
+            for side in (session.client, session.server):
+                if self.sides.get(side.fd) is side:
+                    del self.sides[side.fd]
+                if side.mask >= 0:
+                    side.mask = -1
+                    with contextlib.suppress(OSError, ValueError):
+                        self.ep.unregister(side.fd)
+                with contextlib.suppress(OSError):
+                    side.sock.close()
 
     # --- the hot path -----------------------------------------------------------------
 
     def doRead(self) -> None:
-        events = self.ep.poll(0, 512)
+        try:
+            events = self.ep.poll(0, 512)
+        except InterruptedError:
+            return
         sides = self.sides
         for fd, ev in events:
             side = sides.get(fd)
             if side is None:
                 cb = self.watchers.get(fd)
                 if cb is not None:
-                    cb(ev)
+                    try:
+                        cb(ev)
+                    except Exception:
+                        log.failure("pump: watcher of fd {fd} failed", fd=fd)
+                        self.unwatch(fd)
                 continue
-            if ev & _EPOLLOUT and side.pending is not None:
-                self._write(side)
-                if fd not in sides:
-                    continue
-            if ev & (_EPOLLIN | _EPOLLERR):
-                if not side.eof and side.peer.pending is None:
+            try:
+                # An error or hang-up on a leg we write to shows as a failing send.
+                if side.pending is not None and ev & (_EPOLLOUT | _EPOLLERRHUP):
+                    self._write(side)
+                    if side.owner.ended:
+                        continue
+                # Readable, EOF, HUP (peer done sending) or an error: read it; the kernel
+                # hands out what it holds first, then EOF or the error.
+                mask = side.mask
+                if mask > 0 and mask & _EPOLLIN and ev & (_EPOLLIN | _EPOLLERRHUP):
                     self._read(side)
-                elif ev & _EPOLLERR and not (side.eof and side.shut):
-                    self._fail(side)
+                elif mask == 0 and ev & _EPOLLERRHUP:
+                    self._fail(side)  # reset while we waited for the other direction
+            except Exception:
+                self.fault(side.owner, Failure())
 
     def _read(self, side: _Side) -> None:
-        try:
-            data = side.sock.recv(self.chunk)
-        except OSError as e:
-            if e.errno in _AGAIN:
-                return
-            self._fail(side)
-            return
         peer = side.peer
-        now = self.clock.seconds()
-        if not data:
-            side.eof = True
-            side.last = now
-            if peer.pending is None:
-                self._shut(peer)
-            else:
-                self._interest(side)
-            return
-        side.bytes_read += len(data)
-        side.last = peer.last = now
-        if side.reads < QUICKACK_READS:
-            # Acknowledge at once while the session opens: SASL and TLS clients write their
-            # first messages in small pieces with Nagle on, and a delayed ACK here would hold
-            # each piece ~40 ms (measured: Kerberos over TLS 46 ms -> 3.6 ms per connection).
-            side.reads += 1
-            with contextlib.suppress(OSError):
-                side.sock.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
-        try:
-            n = peer.sock.send(data)
-        except OSError as e:
-            if e.errno not in _AGAIN:
-                self._fail(peer)
+        sock, psock = side.sock, peer.sock
+        bufsize = self.bufsize
+        for _ in range(BURST):
+            try:
+                if side.tls:
+                    data: Any = sock.recv(bufsize)
+                    n = len(data)
+                else:
+                    n = sock.recv_into(self.buf, bufsize)
+                    data = self.view[:n]
+            except OSError as e:
+                if e.errno in _AGAIN:
+                    return
+                self._fail(side)
                 return
-            n = 0
-        if n < len(data):
-            peer.pending = memoryview(data)[n:]
-            self._interest(side)
-            self._interest(peer)
+            now = self.clock.seconds()
+            if not n:
+                side.eof = True
+                side.last = now
+                if peer.pending is None:
+                    self._shut(peer)
+                else:
+                    self._interest(side)
+                    side.owner._half_closed()  # the -fin timeouts apply from now
+                return
+            side.bytes_read += n
+            side.last = peer.last = now
+            if side.reads < QUICKACK_READS:
+                # Acknowledge at once while the session opens: SASL and TLS clients write
+                # their first messages in small pieces with Nagle on, and a delayed ACK here
+                # would hold each piece ~40 ms (measured: Kerberos over TLS 46 ms -> 3.6 ms).
+                side.reads += 1
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
+            try:
+                sent = psock.send(data)
+            except OSError as e:
+                if e.errno not in _AGAIN:
+                    self._fail(peer)
+                    return
+                sent = 0
+            if sent < n:
+                # The shared buffer is reused by the next read: keep a copy of the rest.
+                peer.pending = memoryview(bytes(data[sent:]))
+                self._interest(side)
+                self._interest(peer)
+                return
+            if n < bufsize:
+                return  # the kernel had no more; the next wake-up says when it has
 
     def _write(self, side: _Side) -> None:
         pending = side.pending

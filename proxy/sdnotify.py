@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from twisted.application import service
 from twisted.internet.interfaces import IReactorTime
@@ -72,12 +72,24 @@ class Notifier:
 
 
 class WatchdogService(service.Service):
-    """Pings systemd's watchdog from the event loop, so a wedged loop is noticed."""
+    """Pings systemd's watchdog from the event loop, so a wedged loop is noticed; and
+    stops pinging once ``healthy()`` says the process no longer serves (the byte pump
+    was lost), so that systemd restarts it rather than trust a half-dead balancer."""
 
-    def __init__(self, notifier: Notifier, clock: IReactorTime) -> None:
+    def __init__(
+        self,
+        notifier: Notifier,
+        clock: IReactorTime,
+        healthy: Callable[[], bool] = lambda: True,
+    ) -> None:
         self._notifier = notifier
-        self._loop = LoopingCall(notifier.watchdog)
+        self._healthy = healthy
+        self._loop = LoopingCall(self._ping)
         self._loop.clock = clock
+
+    def _ping(self) -> None:
+        if self._healthy():
+            self._notifier.watchdog()
 
     def startService(self) -> None:
         service.Service.startService(self)

@@ -21,7 +21,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
+from twisted.logger import Logger as _TwistedLogger
+
 from haconfig.model import LogTarget
+
+_log = _TwistedLogger()
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -161,6 +165,9 @@ class _Sink:
         self.tag, self.pid, self.clock = tag, pid, clock
         self.raw = target.format == "raw"
         self.length = target.length or 1024
+        self.target = target.address
+        #: lines lost because the target failed (stdout/stderr only: syslog is best effort)
+        self.dropped = 0
         self.stream: TextIO | None = None
         self.sock: socket.socket | None = None
         self.dest: tuple[str, int] | str = ""
@@ -189,8 +196,18 @@ class _Sink:
             else rfc3164(message, self.facility, level, self.tag, self.pid, self.clock())
         )
         if self.stream is not None:
-            self.stream.write(line + "\n")
-            self.stream.flush()
+            try:
+                self.stream.write(line + "\n")
+                self.stream.flush()
+            except (OSError, ValueError) as e:
+                # A closed pipe, a full disk: the line is lost, never the traffic.
+                self.dropped += 1
+                if self.dropped == 1:
+                    _log.warn(
+                        "log to {target} failing ({error}); lines are dropped, traffic goes on",
+                        target=self.target,
+                        error=e,
+                    )
             return
         assert self.sock is not None
         # Syslog is best effort, as in HAProxy: a full or absent receiver drops lines.

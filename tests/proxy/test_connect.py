@@ -154,6 +154,7 @@ def test_redispatch_roundrobin_goes_to_other_server_at_once() -> None:
 class _FakePumpSession:
     def __init__(self, bytes_in: int, bytes_out: int) -> None:
         self.bytes_in, self.bytes_out = bytes_in, bytes_out
+        self.failure = None
 
 
 def test_source_hash_redispatches_only_on_last_retry() -> None:

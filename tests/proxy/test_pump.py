@@ -24,7 +24,7 @@ class Harness:
 
     def __init__(self, timeouts: PumpTimeouts | None = None, chunk: int = 65536) -> None:
         self.reactor = MemoryReactorClock()
-        self.loop = PumpLoop(self.reactor, self.reactor, chunk=chunk)
+        self.loop = PumpLoop(self.reactor, self.reactor, bufsize=chunk)
         self.cli, client_leg = tcp_pair()
         self.srv, server_leg = tcp_pair()
         for s in (self.cli, self.srv, client_leg, server_leg):
@@ -188,7 +188,7 @@ def test_session_start_acknowledges_at_once_then_leaves_acks_to_the_kernel() -> 
     from proxy.pump import _TCP_QUICKACK, QUICKACK_READS
 
     reactor = MemoryReactorClock()
-    loop = PumpLoop(reactor, reactor, chunk=65536)
+    loop = PumpLoop(reactor, reactor, bufsize=65536)
     cli, accepted = tcp_pair()
     leg = _RecordingSocket(accepted.family, accepted.type, accepted.proto, fileno=accepted.detach())
     leg.options = []
