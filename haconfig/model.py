@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
+from types import MappingProxyType
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -157,6 +158,8 @@ class Global:
     master_worker: bool = False
     nbthread: int | None = None
     hard_stop_after: int | None = None
+    #: ``tune.bufsize``: the most a session holds per direction (HAProxy: 16384)
+    tune_bufsize: int | None = None
     other: tuple[Directive, ...] = ()
     location: Location = field(default=NOWHERE, compare=False, repr=False)
     # Why each line is there, for the renderer (see :class:`Notes`); never compared.
@@ -466,6 +469,12 @@ class Config:
     source: str = field(default="<model>", compare=False)
     # Comment lines the renderer puts at the top of the file; never compared.
     header: tuple[str, ...] = field(default=(), compare=False, repr=False)
+    #: server host name -> the IP address the parser's stage 3 resolved it to (``""``: it
+    #: did not resolve), so the runtime looks nothing up again (and never on the reactor
+    #: thread); never compared
+    addresses: Mapping[str, str] = field(
+        default_factory=lambda: MappingProxyType({}), compare=False, repr=False
+    )
 
     def __iter__(self) -> Iterator[Proxy]:
         return iter(self.sections)

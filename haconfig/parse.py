@@ -29,6 +29,7 @@ import re
 import socket
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import Any
 
 from haconfig.lexer import LexError, split_line
@@ -957,6 +958,14 @@ def _g_nbthread(ps: _Parser, words: list[str], loc: Location) -> None:
     ps.gset(nbthread=n)
 
 
+def _g_bufsize(ps: _Parser, words: list[str], loc: Location) -> None:
+    n = _atoi(words[1]) if len(words) > 1 else 0
+    if n <= 0:
+        ps.alert(loc, f"'{words[0]}' expects a positive integer argument.")
+        return
+    ps.gset(tune_bufsize=n)
+
+
 def _g_nbproc(ps: _Parser, words: list[str], loc: Location) -> None:
     ps.alert(
         loc,
@@ -1085,6 +1094,7 @@ _GLOBAL_KW: dict[str, Callable[[_Parser, list[str], Location], None]] = {
     "nbthread": _g_nbthread,
     "nbproc": _g_nbproc,
     "hard-stop-after": _g_time("hard_stop_after"),
+    "tune.bufsize": _g_bufsize,
 }
 
 
@@ -2156,7 +2166,19 @@ def _bind_text(b: Bind) -> str:
 # stage 3: server addresses
 
 
-def _resolve_addresses(ps: _Parser, config: Config) -> bool:
+def _first_address(host: str) -> str:
+    """The address the runtime connects to for ``host``: its first IPv4 address, else
+    its first one; raises ``OSError`` when it does not resolve."""
+    infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    for family, _, _, _, sockaddr in infos:
+        if family == socket.AF_INET:
+            return str(sockaddr[0])
+    return str(infos[0][4][0])
+
+
+def _resolve_addresses(ps: _Parser, config: Config, found: dict[str, str]) -> bool:
+    """Stage 3: resolve every server host name once (into ``found``; ``""`` for a name
+    that did not resolve, so that nobody tries again)."""
     ok = True
     resolvable = _resolvable(config)
     for raw in config.sections:
@@ -2167,9 +2189,12 @@ def _resolve_addresses(ps: _Parser, config: Config) -> bool:
             host = s.host
             if not host or host == "*" or host.startswith("/") or "@" in host or _is_ip(host):
                 continue
+            if host in found:
+                continue
             try:
-                socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
-            except (OSError, UnicodeError):
+                found[host] = _first_address(host)
+            except (OSError, UnicodeError, IndexError):
+                found[host] = ""  # tried: the runtime must not look it up again
                 tag = f"[{s.location}] : 'server {p.name}/{s.name}' : "
                 init_addr = p.server_params(s).init_addr or ""
                 if "none" in init_addr.split(","):
@@ -2217,8 +2242,11 @@ def read_texts(
     _post_checks(ps, config)
     if any(m.fatal for m in ps.messages):
         return ParseResult(config, tuple(ps.messages), Stage.CHECK)
-    if resolve_hosts and not _resolve_addresses(ps, config):
-        return ParseResult(config, tuple(ps.messages), Stage.ADDR)
+    if resolve_hosts:
+        found: dict[str, str] = {}
+        if not _resolve_addresses(ps, config, found):
+            return ParseResult(config, tuple(ps.messages), Stage.ADDR)
+        config = replace(config, addresses=MappingProxyType(found))
     return ParseResult(config, tuple(ps.messages))
 
 

@@ -68,9 +68,14 @@ from proxy._tls_socket import TLSSocket
 
 #: HAProxy's ``tune.bufsize`` default: what a session may hold per direction
 DEFAULT_BUFSIZE = 16384
-#: reads of one leg per wake-up while its peer takes everything (fairness between
-#: sessions; a bulk stream moves up to ``BURST * bufsize`` per wake-up)
+#: reads of one leg per wake-up while its peer takes everything (fairness between sessions)
 BURST = 16
+#: the largest read of a bulk stream (see :meth:`PumpLoop._read`); nothing of it is kept
+BULK = 256 * 1024
+#: ``pending`` of a leg whose bytes still wait in the kernel, in its peer's receive queue
+_KERNEL = memoryview(b"")
+_MSG_PEEK = socket.MSG_PEEK
+_MSG_TRUNC = socket.MSG_TRUNC
 #: reads per leg, at the start of a session, after which the kernel's ACK policy is left alone
 QUICKACK_READS = 16
 _TCP_QUICKACK = getattr(socket, "TCP_QUICKACK", 12)
@@ -143,7 +148,8 @@ class _Side:
         self.tls = isinstance(sock, TLSSocket)
         self.name = name  # "C" (client) or "S" (server): the termination flag's first char
         self.peer: _Side = self
-        #: what a partial send left over, at most ``bufsize`` bytes
+        #: what a partial send left over, at most ``bufsize`` bytes; :data:`_KERNEL` when
+        #: the rest is still in the peer's socket (a bulk read only looked at it)
         self.pending: memoryview | None = None
         self.eof = False  # EOF read from this side
         self.shut = False  # we shut down our writing to this side
@@ -271,7 +277,7 @@ class PumpLoop:
         self.reactor = reactor
         self.clock = clock
         self.bufsize = bufsize
-        self.buf = bytearray(bufsize)
+        self.buf = bytearray(max(bufsize, BULK))
         self.view = memoryview(self.buf)
         self.ep = select.epoll()
         self.sides: dict[int, _Side] = {}
@@ -282,6 +288,13 @@ class PumpLoop:
         #: sessions ended by an exception in their handling (``ID``)
         self.faults = 0
         reactor.addReader(self)
+
+    def set_bufsize(self, bufsize: int) -> None:
+        """``tune.bufsize`` changed (reload): later reads use it."""
+        self.bufsize = bufsize
+        if bufsize > len(self.buf):
+            self.buf = bytearray(bufsize)
+            self.view = memoryview(self.buf)
 
     # IReadDescriptor
     def fileno(self) -> int:
@@ -420,17 +433,28 @@ class PumpLoop:
                 self.fault(side.owner, Failure())
 
     def _read(self, side: _Side) -> None:
+        """Move what ``side`` has to its peer, holding at most ``bufsize`` of it.
+
+        A read takes at most ``bufsize``; what the peer does not take at once is kept
+        (the only bytes a session holds). When a read fills the whole ``bufsize`` the
+        kernel probably has more: the next reads only *look* (``MSG_PEEK``) at up to
+        :data:`BULK` bytes, send them, and then drop from the kernel just what was sent
+        (``MSG_TRUNC``: no copy). What the peer did not take stays in the kernel, and
+        TCP's own window holds the sender back, so bulk streams move in large reads
+        while a session still holds nothing beyond ``bufsize``."""
         peer = side.peer
         sock, psock = side.sock, peer.sock
-        bufsize = self.bufsize
+        buf, view = self.buf, self.view
+        size = self.bufsize
+        peek = False
         for _ in range(BURST):
             try:
                 if side.tls:
-                    data: Any = sock.recv(bufsize)
+                    data: Any = sock.recv(size)
                     n = len(data)
                 else:
-                    n = sock.recv_into(self.buf, bufsize)
-                    data = self.view[:n]
+                    n = sock.recv_into(buf, size, _MSG_PEEK if peek else 0)
+                    data = view[:n]
             except OSError as e:
                 if e.errno in _AGAIN:
                     return
@@ -446,7 +470,6 @@ class PumpLoop:
                     self._interest(side)
                     side.owner._half_closed()  # the -fin timeouts apply from now
                 return
-            side.bytes_read += n
             side.last = peer.last = now
             if side.reads < QUICKACK_READS:
                 # Acknowledge at once while the session opens: SASL and TLS clients write
@@ -462,18 +485,39 @@ class PumpLoop:
                     self._fail(peer)
                     return
                 sent = 0
-            if sent < n:
-                # The shared buffer is reused by the next read: keep a copy of the rest.
-                peer.pending = memoryview(bytes(data[sent:]))
-                self._interest(side)
-                self._interest(peer)
-                return
-            if n < bufsize:
+            if peek:
+                if sent:
+                    sock.recv_into(buf, sent, _MSG_TRUNC)
+                side.bytes_read += sent
+                if sent < n:
+                    peer.pending = _KERNEL
+                    self._interest(side)
+                    self._interest(peer)
+                    return
+            else:
+                side.bytes_read += n
+                if sent < n:
+                    # The shared buffer is reused by the next read: keep a copy of the rest.
+                    peer.pending = memoryview(bytes(data[sent:]))
+                    self._interest(side)
+                    self._interest(peer)
+                    return
+            if n < size:
                 return  # the kernel had no more; the next wake-up says when it has
+            if not side.tls and not peek:
+                peek, size = True, len(buf)
 
     def _write(self, side: _Side) -> None:
         pending = side.pending
         assert pending is not None
+        if pending is _KERNEL:
+            # The bytes wait in the peer's socket: move them now that ``side`` has room.
+            side.pending = None
+            self._read(side.peer)
+            if not side.owner.ended:
+                self._interest(side)
+                self._interest(side.peer)
+            return
         try:
             n = side.sock.send(pending)
         except OSError as e:

@@ -35,10 +35,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from twisted.internet import threads
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from haconfig.model import Config, Proxy
+from haconfig.parse import ParseResult
 from proxy.frontend import Listener, open_listening_socket
+from proxy.pump import DEFAULT_BUFSIZE
 from proxy.server import Server, ServerStateError
 
 if TYPE_CHECKING:
@@ -160,8 +165,6 @@ def _prepare(runtime: Runtime, new: Config, prepared: _Prepared) -> None:
 
 
 def _prepare_backends(runtime: Runtime, new: Config, prepared: _Prepared) -> None:
-    from proxy.runtime import resolve_host
-
     for proxy in new.backends:
         if proxy.name not in runtime.backends:
             before = set(runtime.servers)
@@ -174,7 +177,7 @@ def _prepare_backends(runtime: Runtime, new: Config, prepared: _Prepared) -> Non
         running = runtime.backends[proxy.name]
         for index, s in enumerate(proxy.servers, start=1):
             skey = (proxy.name, s.name)
-            prepared.addresses[skey] = (resolve_host(s.host), s.port, s.port_offset)
+            prepared.addresses[skey] = (runtime.address(s.host), s.port, s.port_offset)
             if running.pool.server(s.name) is None:
                 prepared.new_servers[skey] = runtime._new_server(proxy, s, index)
         probe = runtime._backend_runtime(proxy, running.pool)
@@ -213,6 +216,7 @@ def _commit(runtime: Runtime, new: Config, prepared: _Prepared) -> ReloadReport:
     old = runtime.config
     runtime.config = new
     runtime.maxconn = prepared.maxconn
+    runtime.loop.set_bufsize(new.global_.tune_bufsize or DEFAULT_BUFSIZE)
     _commit_backends(runtime, old, new, prepared, report)
     _commit_frontends(runtime, new, prepared, report)
     runtime.full = runtime.actconn >= runtime.maxconn
@@ -490,7 +494,12 @@ class Reloader:
         notifier: Any,
         build_observability: Callable[[], Any],
         observability: Any = None,
+        *,
+        blocking: Callable[[Callable[[], Any]], Deferred[Any]] | None = None,
     ) -> None:
+        #: runs blocking work (reading the files, resolving server names) away from the
+        #: reactor thread; a thread of the reactor's pool unless told otherwise
+        self.blocking = blocking or threads.deferToThread
         self.files = list(files)
         self.runtime = runtime
         self.notifier = notifier
@@ -504,15 +513,15 @@ class Reloader:
         #: set by a soft stop (SIGUSR1): a reload must not open listeners again
         self.stopping = False
 
-    def load(self) -> Config | None:
-        """The new config, or None after logging every parser message (file:line)."""
+    def read(self) -> ParseResult:
+        """Parse the files through all three stages (server names resolved): blocking,
+        so :meth:`request` runs it through :attr:`blocking`."""
         from haconfig.parse import read_file
 
-        try:
-            result = read_file(self.files)
-        except OSError as e:
-            log.error("reload refused: {error}; keeping the running configuration", error=e)
-            return None
+        return read_file(self.files)
+
+    def judge(self, result: ParseResult) -> Config | None:
+        """The new config, or None after logging every parser message (file:line)."""
         for message in result.messages:
             if result.fatal:
                 log.error("reload: {message}", message=message.text)
@@ -525,7 +534,9 @@ class Reloader:
         return config
 
     def request(self) -> None:
-        """Reload now, or right after the reload in progress (never once stopping)."""
+        """Reload soon, or right after the reload in progress (never once stopping): the
+        files are read and their names resolved off the reactor thread, then the new
+        config is applied on it."""
         if self.stopping:
             log.warn("reload ignored: the balancer is stopping")
             return
@@ -534,9 +545,28 @@ class Reloader:
             return
         self.busy = True
         self.notifier.reloading()
-        new = self.load()
+        d = self.blocking(self.read)
+        d.addCallbacks(self._apply, self._unreadable).addErrback(self._failed)
+
+    def _unreadable(self, failure: Failure) -> None:
+        failure.trap(OSError)
+        log.error("reload refused: {error}; keeping the running configuration", error=failure.value)
+        self.refused += 1
+        self._done(self.observability)
+
+    def _failed(self, failure: Failure) -> None:
+        log.failure("reload failed; keeping the running configuration", failure)
+        self.refused += 1
+        self._done(self.observability)
+
+    def _apply(self, result: ParseResult) -> None:
+        new = self.judge(result)
         if new is None:
             self.refused += 1
+            self._done(self.observability)
+            return
+        if self.stopping:
+            log.warn("reload ignored: the balancer began stopping while it was read")
             self._done(self.observability)
             return
         try:
@@ -544,11 +574,6 @@ class Reloader:
         except ReloadError as e:
             self.refused += 1
             log.error("reload refused: {error}; keeping the running configuration", error=e)
-            self._done(self.observability)
-            return
-        except Exception:
-            self.refused += 1
-            log.failure("reload failed; keeping the running configuration")
             self._done(self.observability)
             return
         self.applied += 1

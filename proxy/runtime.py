@@ -30,7 +30,7 @@ from haconfig.model import Server as ServerModel
 from proxy._reactor import Reactor
 from proxy.connect import BackendRuntime, ClientSession, Dialer, SocketDialer
 from proxy.frontend import Listener, open_listening_socket
-from proxy.pump import PumpLoop, PumpTimeouts, Session
+from proxy.pump import DEFAULT_BUFSIZE, PumpLoop, PumpTimeouts, Session
 from proxy.routing import ConnInfo, Router
 from proxy.server import Server
 from proxy.tcplog import Logger as TcpLogger
@@ -66,7 +66,9 @@ def default_maxconn(nofile: int) -> int:
 
 
 def resolve_host(host: str) -> str:
-    """An IP address for ``host`` (HAProxy resolves server names once, at start)."""
+    """An IP address for ``host`` (HAProxy resolves server names once, at start). A
+    config from the parser carries its names resolved already (``Config.addresses``,
+    see :meth:`Runtime.address`); this is for models built in code."""
     if not host:
         return host
     try:
@@ -148,7 +150,7 @@ class Runtime:
     ) -> None:
         self.config = config
         self.reactor = reactor
-        self.loop = PumpLoop(reactor, reactor)
+        self.loop = PumpLoop(reactor, reactor, config.global_.tune_bufsize or DEFAULT_BUFSIZE)
         self.actconn = 0
         self.cum_conn = 0
         nofile = nofile if nofile is not None else resource.getrlimit(resource.RLIMIT_NOFILE)[0]
@@ -175,6 +177,16 @@ class Runtime:
 
     # --- building -------------------------------------------------------------------
 
+    def address(self, host: str) -> str:
+        """The IP address of a server ``host`` under the config being built or run: as
+        the parser resolved it, or looked up now for a model built in code."""
+        known = self.config.addresses.get(host)
+        if known is None:
+            return resolve_host(host)
+        if not known:
+            raise ValueError(f"could not resolve address '{host}'")
+        return known
+
     def _dialer_for(self, be: BackendRuntime) -> Dialer:
         return self._make_dialer(be)
 
@@ -184,7 +196,7 @@ class Runtime:
         if proxy is None:
             return plain
         # ``server ... ssl``: re-encryption (proxy.tls); plain TCP for the others.
-        return tls_dialer(proxy, plain, self.loop, self.reactor, resolve_host)
+        return tls_dialer(proxy, plain, self.loop, self.reactor, self.address)
 
     def _new_server(self, proxy: Proxy, s: ServerModel, index: int) -> Server:
         """A :class:`Server` for the ``index``-th (from 1) ``server`` line of ``proxy``."""
@@ -194,7 +206,7 @@ class Runtime:
             clock=self.reactor,  # type: ignore[arg-type]
             backend=proxy.name,
             puid=p.id or index,
-            host=resolve_host(s.host),
+            host=self.address(s.host),
             port=s.port,
             port_offset=s.port_offset,
             weight=1 if p.weight is None else p.weight,

@@ -329,7 +329,7 @@ def test_reloader_refuses_invalid_file_and_keeps_config(
     rt, _ = runtime(config)
     notify = Datagrams(tmp_path / "notify")
     notifier = Notifier({"NOTIFY_SOCKET": str(notify.path)})
-    reloader = Reloader([str(path)], rt, notifier, lambda: None)
+    reloader = Reloader([str(path)], rt, notifier, lambda: None, blocking=now)
     path.write_text("defaults\n    mode tcp\nbackend be\n    server a 127.0.0.1:notaport\n")
     reloader.request()
     assert rt.config is config and reloader.refused == 1 and reloader.applied == 0
@@ -345,7 +345,7 @@ def test_reloader_applies_valid_file(tmp_path: Path, ports: dict[str, int]) -> N
     rt, _ = runtime(cfg(two_servers(ports["fe"])))
     notify = Datagrams(tmp_path / "notify")
     reloader = Reloader(
-        [str(path)], rt, Notifier({"NOTIFY_SOCKET": str(notify.path)}), lambda: None
+        [str(path)], rt, Notifier({"NOTIFY_SOCKET": str(notify.path)}), lambda: None, blocking=now
     )
     path.write_text(
         "defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n"
@@ -425,7 +425,7 @@ def test_reloader_ignores_requests_once_stopping(tmp_path: Path, ports: dict[str
     """After a soft stop began, a SIGHUP neither reloads nor reopens listeners."""
     path = tmp_path / "lb.cfg"
     rt, _ = runtime(cfg(two_servers(ports["fe"])))
-    reloader = Reloader([str(path)], rt, Notifier({}), lambda: None)
+    reloader = Reloader([str(path)], rt, Notifier({}), lambda: None, blocking=now)
     path.write_text(
         "defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n"
         "    timeout server 5s\n" + two_servers(ports["fe"])
@@ -437,4 +437,79 @@ def test_reloader_ignores_requests_once_stopping(tmp_path: Path, ports: dict[str
     reloader.request()
     assert reloader.applied == 0 and rt.frontends["fe"].listeners == []
     assert not connectable(ports["fe"])
+    rt.stop()
+
+
+def now(work: Any) -> Deferred[Any]:
+    """Run the reloader's blocking work at once (the unit tests have no thread pool)."""
+    from twisted.internet.defer import maybeDeferred
+
+    return maybeDeferred(work)
+
+
+def test_reload_reads_and_resolves_off_the_reactor_thread(
+    tmp_path: Path, ports: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """request() hands the file reading and name resolution to ``blocking`` and returns:
+    no name is looked up on the calling (reactor) thread, the new config is applied
+    only once that work has finished, and the runtime then resolves nothing again."""
+    import socket as socket_module
+
+    path = tmp_path / "lb.cfg"
+    rt, _ = runtime(cfg(two_servers(ports["fe"])))
+    path.write_text(
+        "defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n"
+        "    timeout server 5s\n" + two_servers(ports["fe"]) + "    server c localhost:9003\n"
+    )
+    lookups: list[str] = []
+    real = socket_module.getaddrinfo
+
+    def counting(host: Any, *args: Any, **kw: Any) -> Any:
+        lookups.append(str(host))
+        return real(host, *args, **kw)
+
+    monkeypatch.setattr(socket_module, "getaddrinfo", counting)
+    handed: list[Any] = []
+    pending: Deferred[Any] = Deferred()
+
+    def later(work: Any) -> Deferred[Any]:
+        handed.append(work)
+        return pending
+
+    reloader = Reloader([str(path)], rt, Notifier({}), lambda: None, blocking=later)
+    reloader.request()
+    assert lookups == [] and reloader.applied == 0 and ("be", "c") not in rt.servers
+    result = handed[0]()  # what the pool thread would run
+    assert lookups == ["localhost"]
+    pending.callback(result)
+    assert reloader.applied == 1 and rt.servers[("be", "c")].host == "127.0.0.1"
+    assert lookups == ["localhost"], "the runtime looked the name up a second time"
+    rt.stop()
+
+
+def test_reload_with_unresolvable_name_is_refused_with_file_and_line(
+    tmp_path: Path, ports: dict[str, int]
+) -> None:
+    """A reloaded file whose server name does not resolve is refused whole, logged with
+    the parser's ``[file:line]`` message as at start; the running config stays."""
+    from twisted.logger import LogEvent, formatEvent, globalLogPublisher
+
+    path = tmp_path / "lb.cfg"
+    rt, _ = runtime(cfg(two_servers(ports["fe"])))
+    before = rt.config
+    path.write_text(
+        "defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n"
+        "    timeout server 5s\n" + two_servers(ports["fe"]) + "    server c nowhere.invalid:1\n"
+    )
+    events: list[LogEvent] = []
+    observer: Any = events.append
+    globalLogPublisher.addObserver(observer)
+    try:
+        reloader = Reloader([str(path)], rt, Notifier({}), lambda: None, blocking=now)
+        reloader.request()
+    finally:
+        globalLogPublisher.removeObserver(observer)
+    assert rt.config is before and reloader.refused == 1
+    text = "\n".join(formatEvent(e) for e in events)
+    assert f"[{path}:12] : 'server be/c' : could not resolve address 'nowhere.invalid'" in text
     rt.stop()
