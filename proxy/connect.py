@@ -414,7 +414,9 @@ class ClientSession:
             c.bytes_in += rec.bytes_in
             c.bytes_out += rec.bytes_out
             if rec.tc >= 0:
+                # One sample per connected session, for the server and its backend alike.
                 c.record_times(qtime=rec.tw, ctime=rec.tc, ttime=rec.tt)
+                be.pool.counters.record_times(qtime=rec.tw, ctime=rec.tc, ttime=rec.tt)
             if flags[0] == "C":
                 c.cli_abrt += 1
             elif flags == "SD":

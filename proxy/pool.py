@@ -35,14 +35,14 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from proxy.balance import Algorithm, build
-from proxy.server import DelayedCall, OpState, Server, SlidingAverage, StateChange, as_timer
+from proxy.server import DelayedCall, OpState, Server, SessionTimes, StateChange, as_timer
 
 log = Logger()
 
@@ -60,7 +60,7 @@ class QueueTimeout(Exception):
 
 
 @dataclass
-class BackendCounters:
+class BackendCounters(SessionTimes):
     """What ``show stat`` reports on a BACKEND row and the pool can count (spec 3.2).
 
     ``cum_sessions`` counts connections that came to the backend (first
@@ -87,12 +87,6 @@ class BackendCounters:
     last_change: float = 0.0
     downtime: float = 0.0
     last_session: float | None = None
-    qtime: SlidingAverage = field(default_factory=SlidingAverage)  # ms
-    ctime: SlidingAverage = field(default_factory=SlidingAverage)  # ms
-    ttime: SlidingAverage = field(default_factory=SlidingAverage)  # ms
-    qtime_max: int = 0
-    ctime_max: int = 0
-    ttime_max: int = 0
 
 
 _sequence = itertools.count()
@@ -419,10 +413,6 @@ class BackendPool:
         c.lbtot += 1
         c.last_session = now
         c.max_sessions = max(c.max_sessions, self.sessions)
-        waited = round((now - p.since) * 1000)
-        c.qtime.add(waited)
-        c.qtime_max = max(c.qtime_max, waited)
-        server.counters.record_times(qtime=waited)
         p.deferred.callback(server)
 
     def _serve_queues(self, server: Server) -> None:

@@ -132,7 +132,32 @@ class SlidingAverage:
 
 
 @dataclass
-class ServerCounters:
+class SessionTimes:
+    """The averaged times of ``show stat`` (qtime, ctime, ttime and their maxima, ms),
+    kept alike by a server and its backend. HAProxy adds one sample per session, at
+    its end and only once it had connected (``stream_update_time_stats``): the time
+    it waited for a server, took to connect, and lasted in all. In TCP mode ``rtime``
+    is always 0, so it is not kept."""
+
+    qtime: SlidingAverage = field(default_factory=SlidingAverage)
+    ctime: SlidingAverage = field(default_factory=SlidingAverage)
+    ttime: SlidingAverage = field(default_factory=SlidingAverage)
+    qtime_max: int = 0
+    ctime_max: int = 0
+    ttime_max: int = 0
+
+    def record_times(self, *, qtime: int, ctime: int, ttime: int) -> None:
+        """Add one connected session's queue / connect / total time (ms)."""
+        self.qtime.add(qtime)
+        self.qtime_max = max(self.qtime_max, qtime)
+        self.ctime.add(ctime)
+        self.ctime_max = max(self.ctime_max, ctime)
+        self.ttime.add(ttime)
+        self.ttime_max = max(self.ttime_max, ttime)
+
+
+@dataclass
+class ServerCounters(SessionTimes):
     """What ``show stat`` reports for one server and a TCP proxy can track (spec 3.2).
 
     Times (``last_change``, ``last_session``) are reactor timestamps in seconds;
@@ -158,26 +183,6 @@ class ServerCounters:
     last_change: float = 0.0
     downtime: float = 0.0
     last_session: float | None = None  # None = never (lastsess -1)
-    qtime: SlidingAverage = field(default_factory=SlidingAverage)  # ms
-    ctime: SlidingAverage = field(default_factory=SlidingAverage)  # ms
-    ttime: SlidingAverage = field(default_factory=SlidingAverage)  # ms
-    qtime_max: int = 0
-    ctime_max: int = 0
-    ttime_max: int = 0
-
-    def record_times(
-        self, *, qtime: int | None = None, ctime: int | None = None, ttime: int | None = None
-    ) -> None:
-        """Add one session's queue / connect / total time (ms) to the averages."""
-        if qtime is not None:
-            self.qtime.add(qtime)
-            self.qtime_max = max(self.qtime_max, qtime)
-        if ctime is not None:
-            self.ctime.add(ctime)
-            self.ctime_max = max(self.ctime_max, ctime)
-        if ttime is not None:
-            self.ttime.add(ttime)
-            self.ttime_max = max(self.ttime_max, ttime)
 
 
 @dataclass(frozen=True)

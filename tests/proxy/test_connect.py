@@ -272,3 +272,28 @@ def test_internal_error_ends_session_without_leaking_slot() -> None:
     assert c.servers[0].served == 0 and c.done == [c.session]
     assert " IC " in c.lines[0]
     b.close()
+
+
+def test_session_times_are_one_sample_for_server_and_backend_at_its_end() -> None:
+    """A connected session adds exactly one qtime/ctime/ttime sample (its queue, connect
+    and total time) to its server and to the backend, when it ends (HAProxy's
+    stream_update_time_stats); one that never connected adds none."""
+    c = Case(("a",))
+    server = c.servers[0]
+    pc = c.be.pool.counters
+    c.session.start()
+    c.clock.advance(0.25)
+    a, b = socket.socketpair()
+    c.dialer.attempts[0][3].callback(a)
+    c.clock.advance(2.0)
+    c.pumped[0][3](_FakePumpSession(10, 20), "--")
+    for times in (server.counters, pc):
+        assert (times.qtime.count, times.ctime.count, times.ttime.count) == (1, 1, 1)
+        assert (times.qtime.average, times.ctime.average, times.ttime.average) == (0, 250, 2250)
+        assert (times.qtime_max, times.ctime_max, times.ttime_max) == (0, 250, 2250)
+    refused = Case(("a",), retries=0)
+    refused.session.start()
+    refused.dialer.refuse_last()
+    assert refused.servers[0].counters.ttime.count == 0
+    assert refused.be.pool.counters.ttime.count == 0
+    b.close()
