@@ -241,3 +241,20 @@ class EndPair:
         for side, sock in self.ends.items():
             if self.alive(side):
                 sock.close()
+
+
+def sample_schedules(count: int, seed: int, *, max_steps: int = 10) -> list[list[Step]]:
+    """``count`` schedules without resets, drawn like :func:`schedules` from a seeded
+    generator (so an integration test runs the same ones every time)."""
+    rng = random.Random(seed)
+    sizes = ((1, 512), (512, 32 * 1024), (32 * 1024, 256 * 1024))
+    out = []
+    for _ in range(count):
+        steps_ = []
+        for _ in range(rng.randint(1, max_steps)):
+            op = rng.choice(("send", "send", "read", "fin"))
+            side = rng.choice(("C", "S"))
+            n = rng.randint(*rng.choice(sizes)) if op != "fin" else 0
+            steps_.append(Step(op, side, n))
+        out.append(steps_)
+    return out
