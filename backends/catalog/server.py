@@ -41,7 +41,6 @@ from typing import Any, Protocol
 
 from twisted.internet import defer
 from twisted.logger import Logger
-from twisted.protocols import amp
 
 from backends.catalog.objects import (
     CATALOG_TOPIC,
@@ -65,7 +64,7 @@ from backends.catalog.protocol import (
     error_result,
     standby_message,
 )
-from backends.common.rpc import Clock
+from backends.common.rpc import Clock, GuardedAMP
 from backends.impalad.sql import Catalog, ImpalaError, LocalCatalog, Table, scan_files
 
 log = Logger()
@@ -480,7 +479,7 @@ class CatalogServer:
         }
 
 
-class CatalogServiceProtocol(amp.AMP):
+class CatalogServiceProtocol(GuardedAMP):
     """The ``--catalog_service_port`` listener."""
 
     def __init__(self, server: CatalogServer) -> None:

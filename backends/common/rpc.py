@@ -67,6 +67,32 @@ class RpcError(Exception):
     """A request was malformed or refused; the message says why."""
 
 
+class GuardedAMP(amp.AMP):
+    """AMP that ends a connection whose bytes are not AMP with one log line (naming the
+    peer and what was wrong) instead of an unhandled-error traceback; the daemon and its
+    other connections go on. Every daemon's AMP protocol derives from it."""
+
+    _garbled = False
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._garbled:
+            return
+        try:
+            super().dataReceived(data)  # type: ignore[no-untyped-call]
+        except Exception as e:
+            self._garbled = True
+            tx: Any = self.transport
+            peer = tx.getPeer() if tx is not None else None
+            log.info(
+                "closing {cls} connection from {peer}: not AMP ({error})",
+                cls=type(self).__name__,
+                peer=f"{getattr(peer, 'host', '?')}:{getattr(peer, 'port', '?')}",
+                error=f"{type(e).__name__}: {e}"[:200],
+            )
+            if tx is not None:
+                tx.abortConnection()
+
+
 class JSONArg(amp.Argument):
     """Any JSON value, split over ``name``, ``name.1``, ... to pass AMP's 64 KiB cap."""
 

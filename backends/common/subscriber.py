@@ -43,7 +43,6 @@ from twisted.application import internet, service
 from twisted.internet import defer
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
-from twisted.protocols import amp
 
 from backends.common.rpc import (
     CONN_FAILED,
@@ -53,6 +52,7 @@ from backends.common.rpc import (
     AmpLink,
     ClientEndpoint,
     Clock,
+    GuardedAMP,
     Heartbeat,
     ListeningPort,
     RegisterSubscriber,
@@ -465,7 +465,7 @@ class StatestoreSubscriber(service.MultiService):
         return {"skipped": not self._claims_active(stub, active_statestored_version)}
 
 
-class SubscriberProtocol(amp.AMP):
+class SubscriberProtocol(GuardedAMP):
     """The subscriber's callback listener: what the statestores call."""
 
     def __init__(self, subscriber: StatestoreSubscriber) -> None:

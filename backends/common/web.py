@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from twisted.logger import Logger
-from twisted.web import resource, server
+from twisted.web import http, resource, server
 
 _log = Logger()
 
@@ -107,6 +107,46 @@ class Router(resource.Resource):
         return answer.body
 
 
+#: the largest request body a daemon's web port takes (Impala's pages take small forms)
+MAX_BODY = 1 << 20
+
+
+class LimitedChannel(http.HTTPChannel):
+    """An HTTP channel that refuses a request whose ``Content-Length`` is over
+    ``max_body`` at once (413, then closes), instead of waiting for a body it would
+    never want; the rest of that connection's bytes are dropped unread."""
+
+    max_body = MAX_BODY
+    _refused = False
+
+    def allHeadersReceived(self) -> None:
+        length = self.length
+        if length is not None and length > self.max_body:
+            self._refused = True
+            tx: Any = self.transport
+            _log.info(
+                "closing HTTP connection from {peer}: a body of {length} bytes exceeds {limit}",
+                peer=getattr(tx.getPeer(), "host", "?"),
+                length=length,
+                limit=self.max_body,
+            )
+            tx.write(
+                b"HTTP/1.1 413 Request Entity Too Large\r\n"
+                b"Connection: close\r\nContent-Length: 0\r\n\r\n"
+            )
+            tx.loseConnection()
+            return
+        super().allHeadersReceived()  # type: ignore[no-untyped-call]
+
+    def lineReceived(self, line: bytes) -> None:
+        if not self._refused:
+            super().lineReceived(line)  # type: ignore[no-untyped-call]
+
+    def rawDataReceived(self, data: bytes) -> None:
+        if not self._refused:
+            super().rawDataReceived(data)
+
+
 class _QuietSite(server.Site):
     """A Site without an access log line per request: health checks poll every few seconds.
 
@@ -126,6 +166,7 @@ class _QuietSite(server.Site):
 def make_site(routes: Mapping[str, Handler]) -> server.Site:
     """A quiet twisted.web Site serving ``routes`` (no access log; 5xx answers are logged)."""
     site = _QuietSite(Router(routes))  # type: ignore[no-untyped-call]
+    site.protocol = LimitedChannel  # type: ignore[assignment,method-assign]
     site.displayTracebacks = False
     site.noisy = False
     return site

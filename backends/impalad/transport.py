@@ -20,8 +20,9 @@ from thrift.transport.TTransport import TMemoryBuffer
 from twisted.internet import defer, protocol
 from twisted.logger import Logger
 from twisted.protocols import policies
-from twisted.web import http, resource, server
+from twisted.web import resource, server
 
+from backends.common import web
 from backends.impalad import _wire
 from backends.impalad.gen.ImpalaService import ImpalaHiveServer2Service
 from backends.impalad.sasl import AuthenticationError, Mechanism, MechanismFactory
@@ -460,7 +461,10 @@ def _client(request: server.Request) -> str:
     return f"{addr.host}:{addr.port}" if hasattr(addr, "port") else str(addr)
 
 
-class _NoDelayChannel(http.HTTPChannel):
+class _NoDelayChannel(web.LimitedChannel):
+    #: a Thrift call over HTTP is one body: allow large ones (INSERT ... VALUES)
+    max_body = 64 << 20
+
     @property
     def _tx(self) -> Any:
         return self.transport

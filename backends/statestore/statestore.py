@@ -41,6 +41,7 @@ from backends.common.rpc import (
     AmpLink,
     ClientEndpoint,
     Clock,
+    GuardedAMP,
     Heartbeat,
     RegisterSubscriber,
     RpcError,
@@ -581,7 +582,7 @@ class _AmpPeer:
 # ----------------------------------------------------------------------------- protocols
 
 
-class StatestoreServiceProtocol(amp.AMP):
+class StatestoreServiceProtocol(GuardedAMP):
     """The ``--state_store_port`` listener: registration and the test-only debug switch."""
 
     def __init__(self, store: Statestore) -> None:
@@ -597,7 +598,7 @@ class StatestoreServiceProtocol(amp.AMP):
         return self.store.set_debug_action(**kwargs)
 
 
-class StatestoreHaProtocol(amp.AMP):
+class StatestoreHaProtocol(GuardedAMP):
     """The ``--state_store_ha_port`` listener: handshakes and HA heartbeats from the peer."""
 
     def __init__(self, store: Statestore) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 import jinja2
 from twisted.application.service import Service
 from twisted.web.resource import Resource
-from twisted.web.server import Site
+from twisted.web.server import Request, Site
 
 import templates
 from haconfig import model
@@ -161,6 +161,41 @@ class StatsResource(Resource):
     render_HEAD = render_GET
 
 
+#: the stats page takes no request body; one announced larger than this is refused (413)
+MAX_BODY = 64 * 1024
+
+
+class _Discard:
+    """Where a refused request's body goes."""
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    def seek(self, *args: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class _StatsRequest(Request):
+    """A request that refuses a body over :data:`MAX_BODY` at once instead of waiting
+    for bytes it would throw away: 413, then the connection closes."""
+
+    def gotLength(self, length: int | None) -> None:
+        if length is not None and length > MAX_BODY:
+            self.content = _Discard()
+            tx: Any = self.channel.transport if self.channel is not None else None
+            if tx is not None:
+                tx.write(
+                    b"HTTP/1.1 413 Request Entity Too Large\r\n"
+                    b"Connection: close\r\nContent-Length: 0\r\n\r\n"
+                )
+                tx.loseConnection()
+            return
+        super().gotLength(length)  # type: ignore[no-untyped-call]
+
+
 class StatsHttpService(Service):
     """Listens on a stats section's ``bind`` lines and serves :class:`StatsResource`."""
 
@@ -168,6 +203,7 @@ class StatsHttpService(Service):
         self.proxy = proxy
         self.reactor = reactor
         self.site = Site(StatsResource.from_proxy(proxy, state))
+        self.site.requestFactory = _StatsRequest
         self.ports: list[Any] = []
 
     def startService(self) -> None:

@@ -105,3 +105,46 @@ def test_prometheus_response_is_text_0_0_4_of_numbers_only() -> None:
     assert answer.status == 200
     assert answer.content_type == "text/plain; version=0.0.4"
     assert b"a_count 3" in answer.body and b"name" not in answer.body
+
+
+def test_guarded_amp_closes_garbage_with_one_line() -> None:
+    """Bytes that are not AMP end that connection (aborted) with one info line naming
+    the peer, instead of an unhandled-error traceback; later bytes are ignored."""
+    from typing import Any
+
+    from twisted.internet.testing import StringTransport
+    from twisted.logger import LogEvent, globalLogPublisher
+
+    from backends.common.rpc import GuardedAMP
+
+    events: list[LogEvent] = []
+    observer: Any = events.append
+    globalLogPublisher.addObserver(observer)
+    try:
+        proto = GuardedAMP()
+        tx = StringTransport()
+        proto.makeConnection(tx)
+        proto.dataReceived(b"\x00\x00")  # an empty box: AMP raises NoEmptyBoxes
+        proto.dataReceived(b"more garbage")
+    finally:
+        globalLogPublisher.removeObserver(observer)
+    assert tx.disconnecting
+    mine = [e for e in events if "not AMP" in e.get("log_format", "")]
+    assert len(mine) == 1 and "NoEmptyBoxes" in mine[0]["error"]
+    assert not [e for e in events if "log_failure" in e]
+
+
+def test_web_port_refuses_a_huge_body_at_once() -> None:
+    """A request announcing a body over MAX_BODY gets 413 and the connection closes,
+    without the daemon waiting for the body."""
+    from twisted.internet.testing import StringTransport
+
+    from backends.common import web
+
+    site = web.make_site({"/healthz": web.healthz(lambda: True)})
+    proto = site.buildProtocol(None)
+    tx = StringTransport()
+    proto.makeConnection(tx)
+    proto.dataReceived(b"POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999\r\n\r\nabc")
+    assert tx.value().startswith(b"HTTP/1.1 413 ")
+    assert tx.disconnecting

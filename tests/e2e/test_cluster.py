@@ -4,47 +4,25 @@ failover by hand, status and stop. Real daemons, the real impala-shell, on 127.0
 from __future__ import annotations
 
 import itertools
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from proxy.appliance import cluster
+from tests.support.cluster import cli, cluster_up, shell
 
 NET = "127.0.9"
 BIND = f"{NET}.1"
 PORT = 5000
-SHELL = str(Path(sys.executable).parent / "impala-shell")
 
 
 def _cli(run: Path, *argv: str) -> tuple[int, str]:
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import sys; from proxy.appliance.cluster import main; sys.exit(main(sys.argv[1:]))",
-            "--dir",
-            str(run),
-            *argv,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
-    )
-    return out.returncode, out.stdout + out.stderr
+    return cli(run, *argv)
 
 
 def _shell(query: str, port: int = PORT) -> str:
-    r = subprocess.run(
-        [SHELL, "-i", f"{BIND}:{port}", "-q", query], capture_output=True, text=True, timeout=60
-    )
-    assert r.returncode == 0, r.stdout + r.stderr
-    return r.stdout + r.stderr
+    return shell(BIND, port, query)
 
 
 def _coordinator(output: str) -> str:
@@ -55,18 +33,7 @@ def _coordinator(output: str) -> str:
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    d = tmp_path_factory.mktemp("cluster")
-    rc, out = _cli(d, "up", "--net", NET, "--bind", BIND, "--port", str(PORT))
-    try:
-        assert rc == 0, out + "".join(
-            f"\n--- {p.name}\n{p.read_text()[-2000:]}" for p in (d / "logs").glob("*.out")
-        )
-        assert f"impala-shell -i {BIND}:{PORT}" in out
-        yield d
-    finally:
-        _cli(d, "stop")
-        daemons, _ = cluster.load(d)
-        assert not any(cluster._alive(x.pid) for x in daemons)
+    yield from cluster_up(tmp_path_factory, net=NET, port=PORT, bind=BIND)
 
 
 def test_seed_loop_lands_on_different_coordinators(run: Path) -> None:
