@@ -121,7 +121,7 @@ def test_guarded_amp_closes_garbage_with_one_line() -> None:
     observer: Any = events.append
     globalLogPublisher.addObserver(observer)
     try:
-        proto = GuardedAMP()
+        proto: Any = GuardedAMP()  # type: ignore[no-untyped-call]
         tx = StringTransport()
         proto.makeConnection(tx)
         proto.dataReceived(b"\x00\x00")  # an empty box: AMP raises NoEmptyBoxes
