@@ -427,6 +427,9 @@ def cmd_up(args: argparse.Namespace) -> int:
             return 1
     run.mkdir(parents=True, exist_ok=True)
     daemons = plan(run, impalads=args.impalads, port=args.port, bind=args.bind, net=args.net)
+    for d in daemons:
+        if d.kind == "impalad":
+            d.argv += args.impalad_flag
     (run / "haproxy.cfg").write_text(
         render_config(description(daemons, port=args.port, bind=args.bind, run=run))
     )
@@ -557,6 +560,13 @@ def main(argv: list[str]) -> int:
         "statestoreds, .31-32 catalogds); change it to run two clusters side by side",
     )
     up.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for health")
+    up.add_argument(
+        "--impalad-flag",
+        action="append",
+        default=[],
+        metavar="--NAME=VALUE",
+        help="one more flag for every impalad (repeatable), e.g. --shutdown_grace_period_s=5",
+    )
     up.set_defaults(func=cmd_up)
     sub.add_parser("status", help="every daemon, its role and health").set_defaults(func=cmd_status)
     sub.add_parser("stop", help="stop every daemon").set_defaults(func=cmd_stop)

@@ -44,13 +44,19 @@ def cli(run: Path, *argv: str, timeout: float = 180) -> tuple[int, str]:
 
 
 def cluster_up(
-    factory: pytest.TempPathFactory, *, net: str, port: int, bind: str | None = None
+    factory: pytest.TempPathFactory,
+    *,
+    net: str,
+    port: int,
+    bind: str | None = None,
+    impalad_flags: tuple[str, ...] = (),
 ) -> Iterator[Path]:
     """Start the local cluster on ``net``.x with the balancer on ``bind:port``; yields its
     run directory; stops every daemon at the end and checks none is left."""
     d = factory.mktemp("cluster")
     bind = bind or f"{net}.1"
-    rc, out = cli(d, "up", "--net", net, "--bind", bind, "--port", str(port))
+    extra = [f"--impalad-flag={flag}" for flag in impalad_flags]
+    rc, out = cli(d, "up", "--net", net, "--bind", bind, "--port", str(port), *extra)
     try:
         assert rc == 0, out + "".join(
             f"\n--- {p.name}\n{p.read_text()[-2000:]}" for p in (d / "logs").glob("*.out")
