@@ -23,7 +23,10 @@ not the bottleneck):
 - new connections per second: connect, one round trip, close (32 at a time);
 - idle connections: open N proxied connections (N = 9,900 by default: with
   ``ulimit -n`` 20000 a proxy cannot hold 10,000 pairs of sockets), one round trip
-  each, then the proxy's resident memory per connection and whether all are held.
+  each, then the proxy's resident memory per connection and whether all are held;
+- slow readers: N sessions to a server that sends without end, whose clients never
+  read: the proxy's resident memory per session once it stops growing (what
+  ``tune.bufsize`` bounds).
 
 Every run is bounded in time; every process is stopped by PID. Medians over
 rounds are printed with the ratio to HAProxy (for latency, lower is better).
@@ -259,6 +262,34 @@ async def idle(port: int, n: int) -> dict[str, float]:
     return {"opened": opened, "held": sum(1 for x in again_results if x is None)}
 
 
+class _Stalled(asyncio.Protocol):
+    """A client that never reads: the server's bytes pile up behind it."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        cast(Any, transport).pause_reading()
+
+
+async def slow(port: int, n: int) -> dict[str, float]:
+    """Open ``n`` connections to the firehose port that never read, report, wait for a
+    line on stdin, then close them."""
+    loop = asyncio.get_running_loop()
+    sem = asyncio.Semaphore(256)
+    held: list[Any] = []
+
+    async def one() -> None:
+        async with sem:
+            t, _ = await loop.create_connection(_Stalled, "127.0.0.1", port)
+            held.append(t)
+
+    results = await asyncio.gather(*(one() for _ in range(n)), return_exceptions=True)
+    opened = sum(1 for x in results if x is None)
+    print(json.dumps({"opened": opened}), flush=True)
+    await loop.run_in_executor(None, sys.stdin.readline)
+    for t in held:
+        t.close()
+    return {"opened": opened}
+
+
 def run_client(kind: str, port: int, a: int, duration: float) -> None:
     _raise_nofile()
     loop = _loop()
@@ -269,6 +300,8 @@ def run_client(kind: str, port: int, a: int, duration: float) -> None:
         coro = roundtrips(port, a, duration)
     elif kind == "cps":
         coro = new_connections(port, a, duration)
+    elif kind == "slow":
+        coro = slow(port, a)
     else:
         coro = idle(port, a)
     print(json.dumps(loop.run_until_complete(coro)), flush=True)
@@ -341,6 +374,36 @@ class Bench:
         result: dict[str, float] = json.loads(out.stdout.decode().strip().splitlines()[-1])
         return result
 
+    def slow_readers(self, target: str) -> dict[str, float]:
+        """``idle_n`` sessions whose client never reads while the server sends without
+        end: the proxy's resident memory per session once it stops growing."""
+        port = self.ports[target][0]
+        pid = self.pids[target]
+        before = rss_kib(pid)
+        p = subprocess.Popen(
+            [*CLIENT, "slow", str(port), str(self.idle_n), "0"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        try:
+            assert p.stdin is not None and p.stdout is not None
+            opened = json.loads(p.stdout.readline())["opened"]
+            # settled: RSS moved by less than 0.5% over the last second (at most 30 s)
+            last, end = rss_kib(pid), time.monotonic() + 30
+            while time.monotonic() < end:
+                time.sleep(1.0)
+                now = rss_kib(pid)
+                if abs(now - last) <= last * 0.005:
+                    break
+                last = now
+            after = rss_kib(pid)
+            p.stdin.write(b"go\n")
+            p.stdin.flush()
+            p.stdout.readline()
+        finally:
+            p.wait(60)
+        return {"opened": opened, "kib_per_session": (after - before) / max(1, opened)}
+
     def idle(self, target: str) -> dict[str, float]:
         port = self.ports[target][1]
         pid = self.pids.get(target)
@@ -411,6 +474,7 @@ def main(argv: list[str] | None = None) -> int:
                         results.setdefault((label, key, target), []).append(v)
             print(f"round {rnd + 1}/{rounds} done", file=sys.stderr, flush=True)
         idle_res = {t: bench.idle(t) for t in TARGETS}
+        slow_res = {t: bench.slow_readers(t) for t in ("haproxy", "impala-lb")}
     finally:
         bench.stop()
     print(f"\n{rounds} interleaved round(s), medians; ratio = target / HAProxy nbthread 1\n")
@@ -433,6 +497,15 @@ def main(argv: list[str] | None = None) -> int:
     idle_ratio = f"{ik / hk:.2f}" if hk and ik else "-"
     print(f"| {idle_n} idle connections, KiB each | {cells} | {idle_ratio} |")
     print(f"| {idle_n} idle connections held | {held} | |")
+    hs, is_ = (slow_res[t]["kib_per_session"] for t in ("haproxy", "impala-lb"))
+    opened = " | ".join(f"{int(slow_res[t]['opened'])}" for t in ("haproxy", "impala-lb"))
+    print(
+        f"| {idle_n} sessions behind slow readers, KiB each | - | {hs:.2f} | {is_:.2f} | "
+        f"{is_ / hs:.2f} |"
+        if hs
+        else "| slow readers | - | - | - | - |"
+    )
+    print(f"| {idle_n} sessions behind slow readers, opened | - | {opened} | |")
     return 0
 
 
