@@ -474,9 +474,16 @@ def main(argv: list[str] | None = None) -> int:
                         results.setdefault((label, key, target), []).append(v)
             print(f"round {rnd + 1}/{rounds} done", file=sys.stderr, flush=True)
         idle_res = {t: bench.idle(t) for t in TARGETS}
-        slow_res = {t: bench.slow_readers(t) for t in ("haproxy", "impala-lb")}
     finally:
         bench.stop()
+    # On fresh proxies: HAProxy keeps freed buffers in its pools, so after the other
+    # workloads its RSS would not grow at all.
+    fresh = Bench(args.quick, idle_n, args.lb_cmd.split() if args.lb_cmd else None)
+    try:
+        fresh.start()
+        slow_res = {t: fresh.slow_readers(t) for t in ("haproxy", "impala-lb")}
+    finally:
+        fresh.stop()
     print(f"\n{rounds} interleaved round(s), medians; ratio = target / HAProxy nbthread 1\n")
     print(f"| workload | {' | '.join(TARGETS)} | impala-lb / haproxy |")
     print("|---|---|---|---|---|")

@@ -487,7 +487,11 @@ class PumpLoop:
                 sent = 0
             if peek:
                 if sent:
-                    sock.recv_into(buf, sent, _MSG_TRUNC)
+                    try:
+                        sock.recv_into(buf, sent, _MSG_TRUNC)
+                    except OSError:
+                        self._fail(side)  # reset between the look and the drop
+                        return
                 side.bytes_read += sent
                 if sent < n:
                     peer.pending = _KERNEL
