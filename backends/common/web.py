@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import urllib.parse
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -88,10 +89,9 @@ class Router(resource.Resource):
 
     def render(self, request: server.Request) -> bytes:
         raw_path = (request.path or b"/").decode("latin-1")
-        args = {
-            k.decode("latin-1"): [v.decode("latin-1") for v in vs]
-            for k, vs in (request.args or {}).items()
-        }
+        # urllib keeps a bare key (``/?json``, ``/metrics?json``); twisted's args drop it
+        query = (request.uri or b"").decode("latin-1").partition("?")[2]
+        args = urllib.parse.parse_qs(query, keep_blank_values=True)
         headers = {
             k.decode("latin-1").lower(): v[-1].decode("latin-1")
             for k, v in request.requestHeaders.getAllRawHeaders()

@@ -278,6 +278,9 @@ class ImpalaServer:
             "impala-server.num-queries-registered": len(self.operations),
             "impala-server.num-queries": self.counters["queries"],
             "impala-server.num-queries-executing": executing,
+            "impala-server.backend-num-queries-executing": executing,
+            "impala-server.num-fragments-in-flight": executing,
+            "impala-server.num-open-beeswax-sessions": 0,
             "impala-server.num-queries-failed": self.counters["queries-failed"],
             "impala-server.num-queries-cancelled": self.counters["queries-cancelled"],
             "impala.thrift-server.hiveserver2-frontend.connections-in-use": self.counters[

@@ -3,8 +3,9 @@
 ``/healthz`` (spec impala-ha.md 5.3): 200 once every client port listens and, for a
 cluster member, the first statestore registration succeeded (a standalone impalad,
 ``--state_store_host=``, is ready as soon as it listens); losing the statestore later
-does not make it unhealthy. Deliberate difference from Impala: it answers 503 again
-once a graceful shutdown has started, so a plain HTTP health check drains the daemon.
+does not make it unhealthy. As in Impala it stays 200 while the daemon quiesces after
+``:shutdown()`` or SIGRTMIN: ``/?json`` (``is_quiescing``, ``shutdown_status``) and
+the metrics say so, and the Impala agent (:mod:`proxy.impala`) turns that into a drain.
 
 ``/backends?json`` lists the live cluster from the membership topic (this daemon
 first) with Impala's field names, plus ``hs2_address`` and ``hs2_http_address``, the
@@ -72,8 +73,10 @@ def routes(server: ImpalaServer, membership: Membership | None = None) -> Mappin
     members = membership if membership is not None else Membership(None, 0.0)
 
     def is_ready() -> bool:
-        shutting = server.shutdown is not None and server.shutdown.started
-        return server.ready and members.registered and not shutting
+        return server.ready and members.registered
+
+    def quiescing() -> bool:
+        return server.shutdown is not None and server.shutdown.started
 
     def all_metrics() -> dict[str, float | int | bool]:
         flat: dict[str, float | int | bool] = dict(server.metrics())
@@ -126,11 +129,10 @@ def routes(server: ImpalaServer, membership: Membership | None = None) -> Mappin
         return web.Response.json({"num_sessions": len(rows), "sessions": rows})
 
     def backends(_: web.WebRequest) -> web.Response:
-        quiescing = server.shutdown is not None and server.shutdown.started
         listed = members.backends() or [_own(server)]
         rows = []
         for i, d in enumerate(listed):
-            if i == 0 and quiescing and not d.is_quiescing:
+            if i == 0 and quiescing() and not d.is_quiescing:
                 d = dataclasses.replace(d, is_quiescing=True)
             rows.append(backend_json(d, is_self=i == 0))
         return web.Response.json(
@@ -143,8 +145,20 @@ def routes(server: ImpalaServer, membership: Membership | None = None) -> Mappin
             }
         )
 
-    def root(_: web.WebRequest) -> web.Response:
-        return web.Response.text(f"{server.version}\n")
+    def root(req: web.WebRequest) -> web.Response:
+        if not req.wants_json:
+            return web.Response.text(f"{server.version}\n")
+        # default-path-handlers.cc's root page, the fields a balancer reads
+        page: dict[str, Any] = {
+            "version": server.version,
+            "is_coordinator": True,
+            "is_executor": True,
+            "is_quiescing": quiescing(),
+            "process_start_time": _ts(server.start_time),
+        }
+        if quiescing() and server.shutdown is not None:
+            page["shutdown_status"] = server.shutdown.status_text()
+        return web.Response.json(page)
 
     return {
         "/": root,

@@ -47,14 +47,19 @@ def test_sessions_queries_and_backends_pages(impalad: Impalad) -> None:
 
 
 def test_shutdown_statement_drains_and_exits(fresh_impalad: Impalad) -> None:
-    """:shutdown() turns /healthz 503, refuses new sessions, and the daemon exits 0."""
+    """:shutdown() quiesces as Impala does: /healthz stays 200, /?json says
+    is_quiescing with a shutdown_status, new sessions are refused, and the daemon
+    exits 0."""
     d = fresh_impalad
     conn = connect(host=d.host, port=d.hs2_port)
     cur = conn.cursor()
     done = run_shell(["-i", d.hs2_address, "-B", "-q", ":shutdown()"])
     assert done.returncode == 0, done.stderr
     assert "shutdown grace period left" in done.stdout
-    assert d.get("/healthz")[0] == 503
+    assert d.get("/healthz")[0] == 200
+    root = json.loads(d.get("/?json")[1])
+    assert root["is_quiescing"] is True and root["is_coordinator"] is True
+    assert root["shutdown_status"].startswith("shutdown grace period left: ")
     backends = json.loads(d.get("/backends?json")[1])["backends"]
     assert backends[0]["is_quiescing"] is True
     refused = run_shell(["-i", d.hs2_address, "-q", "select 1"])
@@ -78,9 +83,10 @@ def test_running_session_finishes_during_grace(fresh_impalad: Impalad) -> None:
     cur.execute("select range from range(50000)")
     os.kill(d.pid, signal.SIGRTMIN)
     deadline = time.monotonic() + 10
-    while d.get("/healthz")[0] != 503 and time.monotonic() < deadline:
+    while not json.loads(d.get("/?json")[1])["is_quiescing"] and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert d.get("/healthz")[0] == 503
+    assert json.loads(d.get("/?json")[1])["is_quiescing"]
+    assert d.get("/healthz")[0] == 200
     time.sleep(1.5)  # past the 1 s grace period: the registered query holds the exit
     assert d.proc.poll() is None
     assert len(cur.fetchall()) == 50000  # impyla closes the finished query here
