@@ -137,6 +137,16 @@ class Logging:
 
 
 @dataclass(frozen=True)
+class ImpalaAgent:
+    """``[impala_agent]``: ask ``impala-lb agent`` (``proxy.impala``) at this address for
+    each coordinator's state (agent-check: drain while it quiesces, down until ready)."""
+
+    port: int = 25999
+    address: str = "127.0.0.1"
+    interval: int = 1_000  # ms, agent-inter
+
+
+@dataclass(frozen=True)
 class ClusterDescription:
     """Everything :func:`layout` needs, validated."""
 
@@ -153,6 +163,7 @@ class ClusterDescription:
     stats: Stats = Stats()
     logging: Logging | None = None
     name: str = "impala"
+    agent: ImpalaAgent | None = None
 
 
 # --- reading the TOML --------------------------------------------------------------------
@@ -384,7 +395,17 @@ def description_from_mapping(
             log_r.required_string("address"), log_r.string("facility", "local0") or "local0"
         )
         log_r.done()
+    agent_r = top.table("impala_agent")
+    agent = None
+    if agent_r is not None:
+        agent = ImpalaAgent(
+            port=agent_r.port("port", 25999) or 25999,
+            address=agent_r.string("address", "127.0.0.1") or "127.0.0.1",
+            interval=agent_r.time("interval", 1_000),
+        )
+        agent_r.done()
     desc = ClusterDescription(
+        agent=agent,
         coordinators=coords,
         statestored=_ha_pair(ss, 25010) if ss is not None else (),
         catalogd=_ha_pair(cat, 25020) if cat is not None else (),
@@ -692,7 +713,10 @@ def _server_note(desc: ClusterDescription) -> str:
     elif any(c.metrics_port for c in desc.coordinators):
         where = "the metrics port if set, else the web port"
     how = " over HTTPS" if sec.webserver_tls else ""
-    return f"/healthz{how} on {where}; maxconn = fe_service_threads, excess clients queue here"
+    text = f"/healthz{how} on {where}; maxconn = fe_service_threads, excess clients queue here"
+    if desc.agent is not None:
+        text += "; the Impala agent drains a quiescing coordinator (/healthz stays 200)"
+    return text
 
 
 def _coordinator_server(desc: ClusterDescription, i: int, c: Coordinator, port_of: str) -> Server:
@@ -709,6 +733,14 @@ def _coordinator_server(desc: ClusterDescription, i: int, c: Coordinator, port_o
         tls = replace(tls, ssl=True, verify="required", ca_file=sec.ca_file)
     params = tls.over(params)
     name = c.name or f"coord{i + 1}"
+    if desc.agent is not None:
+        params = ServerParams(
+            agent_check=True,
+            agent_addr=desc.agent.address,
+            agent_port=desc.agent.port,
+            agent_send=name + "\n",
+            agent_inter=desc.agent.interval,
+        ).over(params)
     return Server(name, c.host, getattr(c, port_of), params=params)
 
 

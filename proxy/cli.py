@@ -8,6 +8,7 @@ HAProxy's flags where they exist::
     impala-lb cluster up|status|stop|kill|start ...    a local Impala cluster behind it
     impala-lb install|uninstall [--root DIR]           systemd units, config and flagfiles
     impala-lb kerberos-check --lb-fqdn N --keytab H=K  find Kerberos setup mistakes
+    impala-lb agent --coordinator NAME=URL ...         agent-checks from Impala's own state
 
 Signals of the running balancer: SIGHUP re-reads the files and applies them in
 place (:mod:`proxy.reload`; a broken file is refused and logged, the running
@@ -33,6 +34,7 @@ from typing import Any
 SUBCOMMANDS: dict[str, str] = {
     "render": "haconfig.rendercli:main",
     "cluster": "proxy.appliance.cluster:main",
+    "agent": "proxy.impala.cli:main",
     "install": "proxy.appliance.install:main_install",
     "uninstall": "proxy.appliance.install:main_uninstall",
     "kerberos-check": "proxy.appliance.kerberos_check:main",

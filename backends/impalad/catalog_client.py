@@ -104,6 +104,10 @@ class RemoteCatalog:
         self.num_rpc_retries = 0
         self.attached = False
         """True once a statestore subscriber feeds this catalog (see :func:`attach`)."""
+        self.loaded = False
+        """True once a whole catalog came (the topic, or a delta from the active catalogd):
+        until then the daemon is not ready and reads wait, as Impala's frontend waits for
+        its first catalog update instead of failing a query on an empty catalog."""
 
     # ---------------------------------------------------------------- applying
 
@@ -114,7 +118,23 @@ class RemoteCatalog:
             self._version = max(self._version, version, self._cache.max_version)
             if service_id and service_id != self.service_id:
                 self.service_id = service_id
+            if service_id and not self.loaded:
+                self.loaded = True
+                log.info("catalog loaded at version {version}", version=self._version)
             self._lock.notify_all()
+
+    def _wait_loaded(self) -> None:
+        """Block a read (on the query thread pool) until the first catalog came, up to
+        ``rpc_timeout``; then it answers from what it has."""
+        if self.loaded or not self.attached:
+            return
+        deadline = self._monotonic() + self.rpc_timeout
+        with self._lock:
+            while not self.loaded:
+                left = deadline - self._monotonic()
+                if left <= 0:
+                    return
+                self._lock.wait(min(left, 0.1))
 
     def _apply_result(self, result: Mapping[str, Any]) -> None:
         entries = [CatalogEntry.from_json(e) for e in result.get("entries", [])]
@@ -197,6 +217,7 @@ class RemoteCatalog:
 
     def _sync(self) -> None:
         """Catch up with the active catalogd before a read (see the module docstring)."""
+        self._wait_loaded()
         if not self.sync_reads:
             return
         now = self._monotonic()

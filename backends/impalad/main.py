@@ -306,6 +306,7 @@ def makeService(
     )
     if remote is not None and membership.subscriber is not None:
         catalog_client.attach(remote, membership.subscriber)
+        server.catalog_loaded = lambda: remote.loaded  # not ready before the first catalog
     interface = listen_host
     listen: list[tuple[str, Any, Any]] = [
         (

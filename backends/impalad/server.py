@@ -225,7 +225,9 @@ class ImpalaServer:
         self.closed_operations: collections.OrderedDict[bytes, Operation] = (
             collections.OrderedDict()
         )
-        self.ready = False
+        self.ready = False  # the client ports listen
+        #: more conditions of readiness (the first catalog update, for a cluster member)
+        self.catalog_loaded: Callable[[], bool] = lambda: True
         self.shutdown: Any = None  # a ShutdownController once wired
         self.counters: collections.Counter[str] = collections.Counter()
         self.start_time = time.time()
@@ -258,6 +260,11 @@ class ImpalaServer:
         op.session.last_access = self._now()
         return op
 
+    @property
+    def is_ready(self) -> bool:
+        """Impala's ``impala-server.ready``: listening, with a catalog to answer from."""
+        return self.ready and self.catalog_loaded()
+
     def metrics(self) -> dict[str, float | int | bool]:
         executing = sum(
             1
@@ -266,7 +273,7 @@ class ImpalaServer:
         )
         shutting = self.shutdown is not None and self.shutdown.started
         return {
-            "impala-server.ready": self.ready,
+            "impala-server.ready": self.is_ready,
             "impala-server.shutting-down": shutting,
             "impala-server.num-open-hiveserver2-sessions": sum(
                 1 for s in self.sessions.values() if s.session_type == "HIVESERVER2"

@@ -73,7 +73,7 @@ def routes(server: ImpalaServer, membership: Membership | None = None) -> Mappin
     members = membership if membership is not None else Membership(None, 0.0)
 
     def is_ready() -> bool:
-        return server.ready and members.registered
+        return server.is_ready and members.registered
 
     def quiescing() -> bool:
         return server.shutdown is not None and server.shutdown.started

@@ -29,12 +29,15 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 STATE = "state.json"
 LB_NAME = "impala-lb"
+AGENT_NAME = "impala-agent"
+#: the Impala agent's agent-check port, on the balancer's address
+AGENT_PORT = 25999
 
 
 @dataclasses.dataclass
@@ -129,6 +132,21 @@ def plan(
         ]
         argv += [f"--catalog_service_host={cat_hosts[0]}", "--enable_catalogd_ha"]
         daemons.append(Daemon(name, "impalad", host, argv, 25000))
+    coordinators = [d for d in daemons if d.kind == "impalad"]
+    daemons.append(
+        Daemon(
+            AGENT_NAME,
+            "agent",
+            bind,
+            [
+                str(bins / "impala-lb"),
+                "agent",
+                f"--listen={bind}:{AGENT_PORT}",
+                *(f"--coordinator={d.name}=http://{d.host}:{d.web_port}" for d in coordinators),
+            ],
+            None,
+        )
+    )
     daemons.append(
         Daemon(
             LB_NAME,
@@ -165,6 +183,8 @@ def description(daemons: Iterable[Daemon], *, port: int, bind: str, run: Path) -
         },
         "stats": {"socket": str(run / "admin.sock"), "page": {"port": 8404, "bind": bind}},
     }
+    if any(d.kind == "agent" for d in ds):
+        desc["impala_agent"] = {"port": AGENT_PORT, "address": bind, "interval": "1s"}
     ss = [{"host": d.host} for d in ds if d.kind == "statestored"]
     if ss:
         desc["statestored"] = {"servers": ss}
@@ -339,9 +359,13 @@ def load_sample_data(run: Path, metastore: Path) -> None:
 
 def admin_command(run: Path, command: str, timeout: float = 3.0) -> str:
     """One command on the balancer's stats socket (like ``socat stdio unix:...``)."""
+    return _ask(run / "admin.sock", command, timeout)
+
+
+def _ask(path: Path, command: str, timeout: float = 3.0) -> str:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(timeout)
-        s.connect(str(run / "admin.sock"))
+        s.connect(str(path))
         s.sendall(command.encode() + b"\n")
         chunks = []
         while True:
@@ -352,10 +376,11 @@ def admin_command(run: Path, command: str, timeout: float = 3.0) -> str:
     return b"".join(chunks).decode(errors="replace")
 
 
-def lb_view(run: Path) -> dict[str, str]:
-    """Server name -> status as the balancer sees it (``show stat``), best effort."""
+def lb_view(run: Path, sock: Path | None = None) -> dict[str, str]:
+    """Server name -> status as the balancer sees it (``show stat`` on its admin socket,
+    or on ``sock``: another balancer's), best effort."""
     try:
-        csv = admin_command(run, "show stat")
+        csv = admin_command(run, "show stat") if sock is None else _ask(sock, "show stat")
     except OSError:
         return {}
     lines = csv.splitlines()
@@ -439,17 +464,18 @@ def cmd_up(args: argparse.Namespace) -> int:
         print("generating sample data (sample.customers, sample.orders) ...", flush=True)
         load_sample_data(run, metastore)
     deadline = time.monotonic() + args.timeout
-    for kind in ("statestored", "catalogd", "impalad", "impala-lb"):
+    for kind in ("statestored", "catalogd", "impalad", "agent", "impala-lb"):
         group = [d for d in daemons if d.kind == kind]
         for d in group:
             spawn(d, run)
         save(run, daemons, args.port)
         for d in group:
-            ok = (
-                wait_listening(d, args.bind, args.port, deadline)
-                if d.kind == "impala-lb"
-                else wait_healthy(d, deadline)
-            )
+            if d.kind == "impala-lb":
+                ok = wait_listening(d, args.bind, args.port, deadline)
+            elif d.kind == "agent":
+                ok = wait_listening(d, args.bind, AGENT_PORT, deadline)
+            else:
+                ok = wait_healthy(d, deadline)
             if not ok:
                 print(f"{d.name} did not come up; see {run / 'logs' / (d.name + '.out')}")
                 _stop_all(daemons)
@@ -476,7 +502,7 @@ impala-lb: a local Impala cluster is up ({run})
   stats page:   http://{host}:8404/stats
   admin socket: echo "show stat" | socat stdio unix:{run / "admin.sock"}
 
-  {lb} cluster --dir {run} status | stop | kill <daemon> | start <daemon>
+  {lb} cluster --dir {run} status | stop | kill <daemon> | start <daemon> | restart [impalad-N]
 """,
         flush=True,
     )
@@ -491,7 +517,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     for d in daemons:
         alive = _alive(d.pid)
         seen = view.get(d.name, "-") if d.kind == "impalad" else "-"
-        where = f"{d.host}:{port}" if d.kind == "impala-lb" else f"{d.host} (web {d.web_port})"
+        if d.kind == "impala-lb":
+            where = f"{d.host}:{port}"
+        elif d.kind == "agent":
+            where = f"{d.host}:{AGENT_PORT} (agent-check)"
+        else:
+            where = f"{d.host} (web {d.web_port})"
         print(
             f"{d.name:<15} {d.pid or '-':>8}  {'running' if alive else 'stopped':<8} "
             f"{role(d) if alive else '-':<8} {seen:<14} {where}"
@@ -528,6 +559,79 @@ def cmd_kill(args: argparse.Namespace) -> int:
     assert d.pid is not None
     os.kill(d.pid, signal.SIGKILL)
     print(f"killed {d.name} (pid {d.pid})")
+    return 0
+
+
+def agent_command(run: Path, line: str, timeout: float = 3.0) -> str:
+    """One line to the cluster's Impala agent (``drain NAME`` / ``ready NAME``)."""
+    daemons, _ = load(run)
+    agent = next((d for d in daemons if d.kind == "agent"), None)
+    if agent is None:
+        raise OSError("this cluster runs no Impala agent")
+    with socket.create_connection((agent.host, AGENT_PORT), timeout=timeout) as s:
+        s.sendall(line.encode() + b"\n")
+        return s.recv(100).decode().strip()
+
+
+def balancer_states(run: Path, server: str) -> set[str]:
+    """The statuses the balancer shows for ``server`` across its backends."""
+    return set(lb_view(run).get(server, "").split("/")) - {""}
+
+
+def restart_coordinator(
+    run: Path,
+    name: str,
+    *,
+    views: Sequence[Callable[[str], set[str]]] = (),
+    timeout: float = 60.0,
+    say: Callable[[str], None] = print,
+) -> bool:
+    """A restart that fails no query: drain at the balancer(s) first (through the agent,
+    so real HAProxy beside it drains too), then ``SIGRTMIN`` (Impala's graceful
+    shutdown: sessions already on it finish), wait for the exit, start it again and
+    wait until the balancer(s) give it clients again. ``views`` are more balancers'
+    views of a server's states (the local one is always watched)."""
+    deadline = time.monotonic() + timeout
+    watch = [lambda s: balancer_states(run, s), *views]
+
+    def until(what: str, ok: Callable[[], bool]) -> bool:
+        while not ok():
+            if time.monotonic() > deadline:
+                say(f"{name}: timed out waiting for {what}")
+                return False
+            time.sleep(0.1)
+        return True
+
+    daemons, port = load(run)
+    d = _find_daemon(daemons, name)
+    if agent_command(run, f"drain {name}") != "ok":
+        say(f"the agent does not know {name}")
+        return False
+    if not until("the drain", lambda: all(v(name) == {"DRAIN (agent)"} for v in watch)):
+        return False
+    say(f"{name}: drained; shutting down gracefully")
+    if d.pid is not None and _alive(d.pid):
+        os.kill(d.pid, signal.SIGRTMIN)
+    pid = d.pid
+    if not until("the exit", lambda: not _alive(pid)):
+        return False
+    spawn(d, run)
+    save(run, daemons, port)
+    if not wait_healthy(d, deadline):
+        say(f"{name} did not become healthy")
+        return False
+    if not until("clients again", lambda: all(v(name) == {"UP"} for v in watch)):
+        return False
+    say(f"{name}: restarted (pid {d.pid}) and taking clients")
+    return True
+
+
+def cmd_restart(args: argparse.Namespace) -> int:
+    run: Path = args.dir.resolve()
+    names = args.daemon or [d.name for d in load(run)[0] if d.kind == "impalad"]
+    for name in names:
+        if not restart_coordinator(run, name, timeout=args.timeout):
+            return 1
     return 0
 
 
@@ -570,6 +674,14 @@ def main(argv: list[str]) -> int:
     up.set_defaults(func=cmd_up)
     sub.add_parser("status", help="every daemon, its role and health").set_defaults(func=cmd_status)
     sub.add_parser("stop", help="stop every daemon").set_defaults(func=cmd_stop)
+    rs = sub.add_parser(
+        "restart",
+        help="restart impalads one at a time without failing a query (drain, graceful "
+        "shutdown, start); all of them when none is named",
+    )
+    rs.add_argument("daemon", nargs="*")
+    rs.add_argument("--timeout", type=float, default=180.0, help="seconds per impalad")
+    rs.set_defaults(func=cmd_restart)
     for name, func, text in (
         ("kill", cmd_kill, "SIGKILL one daemon (try failover)"),
         ("start", cmd_start, "start one stopped daemon again"),

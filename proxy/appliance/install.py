@@ -20,6 +20,7 @@ from typing import Any, TextIO
 
 UNITS = (
     "impala-lb.service",
+    "impala-lb-agent.service",
     "impalad@.service",
     "statestored@.service",
     "catalogd@.service",
@@ -64,6 +65,10 @@ def planned_files(bindir: Path, port: int = 5000) -> list[Planned]:
     files.append(Planned(CONFIG_DIR / "impala-lb.cfg", render_config(desc)))
     for d in daemons:
         if d.kind == "impala-lb":
+            continue
+        if d.kind == "agent":
+            lines = ["# impala-lb-agent.service: one argument per line", *d.argv[2:]]
+            files.append(Planned(CONFIG_DIR / "agent.args", "\n".join(lines) + "\n"))
             continue
         kind, _, instance = d.name.rpartition("-")
         lines = [f"# {d.kind} instance {instance}: read by {kind}@{instance}.service"]

@@ -234,3 +234,29 @@ def test_without_a_statestore_sync_ddl_does_not_wait(tmp_path: Path) -> None:
     catalog = client(net, "127.0.0.1:26000")
     catalog.wait_synced(10**9, timeout=5)
     assert not catalog.attached
+
+
+def test_reads_wait_for_the_first_catalog_and_it_makes_the_daemon_ready(
+    tmp_path: Path,
+) -> None:
+    """A freshly started member (attached to a statestore, nothing received yet) is not
+    loaded; a read waits instead of answering from an empty catalog, and returns once
+    the first catalog-update arrives (Impala's frontend waits for its catalog too)."""
+    import threading
+
+    net = Network()
+    server, pub = server_at(tmp_path, "127.0.0.1:26000", ha=False)
+    net.servers["127.0.0.1:26000"] = server
+    writer = client(net, "127.0.0.1:26000")
+    writer.create_database(Database("sales", "", "/w/sales.db"), if_not_exists=False)
+    fresh = client(net, "127.0.0.1:26000", sync_reads=False)
+    fresh.attached = True
+    assert not fresh.loaded
+    got: list[Any] = []
+    reader = threading.Thread(target=lambda: got.append(fresh.database("sales")))
+    reader.start()
+    reader.join(0.3)
+    assert reader.is_alive() and got == [], "a read answered from an empty catalog"
+    fresh.topic_updated(pub.view(CATALOG_TOPIC))
+    reader.join(5)
+    assert fresh.loaded and got and got[0] is not None

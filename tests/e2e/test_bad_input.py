@@ -140,6 +140,7 @@ def test_garbage_on_every_port_closes_only_that_connection(run: Path) -> None:
         "impalad",
         "statestored",
         "catalogd",
+        "agent",
         "impala-lb",
     }
     logs = {p: (run / "logs" / f"{pids[p].name}.out") for p in pids}

@@ -249,8 +249,9 @@ def test_documented_example_is_a_valid_description(tmp_path: Path) -> None:
 def test_layout_variants_pass_real_haproxy_and_our_check(
     tls: str, webserver_tls: bool, extras: bool, tmp_path: Path
 ) -> None:
-    """Every mix of TLS mode, HTTPS checks, logging, stats page and UI frontends renders a
-    file that `haproxy -c` and haconfig.check accept without a warning."""
+    """Every mix of TLS mode, HTTPS checks, logging, stats page, UI frontends and the
+    Impala agent renders a file that `haproxy -c` and haconfig.check accept without a
+    warning."""
     pair = {"servers": [{"host": "127.0.0.1"}, {"host": "127.0.0.2"}]}
     data: dict[str, Any] = {
         "coordinator": [*THREE, {"host": "127.0.0.4", "metrics_port": 25040, "weight": 0}],
@@ -263,7 +264,20 @@ def test_layout_variants_pass_real_haproxy_and_our_check(
         data["stats"] = {"socket": False, "page": {"port": 9000, "refresh": "30s"}}
         data["frontends"] = {c: {} for c in ("shell", "hue", "hs2_http", "statestore_ui")}
         data["frontends"]["catalog_ui"] = {"port": 25021}
+        data["impala_agent"] = {"port": 25999, "address": "127.0.0.1", "interval": "2s"}
     path = tmp_path / "variant.cfg"
     path.write_text(render(layout(description_from_mapping(data))))
     assert haproxy_lint(str(path)) == []
     assert own_lint(str(path)) == []
+
+
+def test_impala_agent_puts_an_agent_check_on_every_coordinator_server() -> None:
+    """[impala_agent] gives each client-facing coordinator server an agent-check that
+    sends its own name to the agent; the UI pairs get none."""
+    data: dict[str, Any] = {"coordinator": THREE, "impala_agent": {"port": 26001}}
+    text = render(layout(description_from_mapping(data)))
+    lines = [ln for ln in text.splitlines() if ln.strip().startswith("server ")]
+    assert lines and all("agent-check agent-port 26001" in ln for ln in lines)
+    assert all("agent-addr 127.0.0.1" in ln and "agent-inter 1s" in ln for ln in lines)
+    names = [ln.split()[1] for ln in lines]
+    assert all(f"agent-send {n}\\n" in ln for n, ln in zip(names, lines, strict=True))

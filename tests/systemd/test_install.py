@@ -35,6 +35,7 @@ def test_install_puts_units_config_and_flagfiles_in_place(tmp_path: Path) -> Non
     units = sorted(p.name for p in (etc / "systemd/system").iterdir())
     assert units == [
         "catalogd@.service",
+        "impala-lb-agent.service",
         "impala-lb.service",
         "impalad@.service",
         "statestored@.service",
@@ -45,6 +46,20 @@ def test_install_puts_units_config_and_flagfiles_in_place(tmp_path: Path) -> Non
     assert (
         f"ExecStart={BINDIR}/impala-lb -f" in (etc / "systemd/system/impala-lb.service").read_text()
     )
+
+
+def test_installed_agent_args_parse_and_name_every_coordinator(tmp_path: Path) -> None:
+    """/etc/impala-lb/agent.args is what impala-lb-agent.service passes as @FILE: the
+    agent's own parser reads it, with every coordinator of the installed config."""
+    from proxy.impala.cli import parser
+
+    _install(tmp_path)
+    args_file = tmp_path / "etc/impala-lb/agent.args"
+    args = parser().parse_args([f"@{args_file}"])
+    assert [c.name for c in args.coordinator] == ["impalad-1", "impalad-2", "impalad-3"]
+    cfg = (tmp_path / "etc/impala-lb/impala-lb.cfg").read_text()
+    host, port = args.listen
+    assert f"agent-port {port}" in cfg and f"agent-addr {host}" in cfg
 
 
 def test_installed_config_passes_our_check_and_real_haproxy(tmp_path: Path) -> None:

@@ -1,0 +1,124 @@
+"""HAProxy's agent-check protocol, answered from the coordinators' states.
+
+HAProxy (and impala-lb) connects to ``agent-addr:agent-port``, sends ``agent-send``
+(here: the server's name and a newline), and reads one line. The agent answers
+:data:`proxy.impala._state.REPLIES` for that coordinator, or closes without a word
+when it has no state for it (an unknown name, or nothing read yet): HAProxy then
+changes nothing, the regular health check still decides whether it is up.
+
+Impala refuses new sessions from the moment it quiesces, so a drain noticed by a
+poll comes up to one interval late for a client that lands in between. A planned
+restart drains first: the line ``drain NAME`` (from a loopback address) makes the
+agent answer ``drain`` for NAME until that coordinator is seen READY as a new
+process (another ``process_start_time``), or until ``ready NAME``. The agent
+answers such a line with ``ok`` or ``unknown``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from twisted.internet import protocol
+from twisted.logger import Logger
+from twisted.protocols.basic import LineOnlyReceiver
+
+from proxy.impala._state import REPLIES, CoordinatorState, State
+
+log = Logger()
+
+#: how long a balancer may take to send the server's name
+NAME_TIMEOUT = 2.0
+
+
+class AgentProtocol(LineOnlyReceiver):
+    delimiter = b"\n"
+    MAX_LENGTH = 256
+
+    def __init__(self, factory: AgentFactory) -> None:
+        self.factory = factory
+        self.clock = factory.clock
+        self._timer: Any = None
+
+    @property
+    def _tx(self) -> Any:
+        return self.transport
+
+    def connectionMade(self) -> None:
+        self._timer = self.clock.callLater(NAME_TIMEOUT, self._give_up)
+
+    def _give_up(self) -> None:
+        self._timer = None
+        self._tx.loseConnection()
+
+    def lineReceived(self, line: bytes) -> None:
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        words = line.decode("utf-8", "replace").split()
+        if len(words) == 2 and words[0] in ("drain", "ready"):
+            peer = getattr(self._tx.getPeer(), "host", "")
+            if not peer.startswith("127."):
+                self._tx.loseConnection()
+                return
+            known = self.factory.command(words[0], words[1])
+            self._tx.write(b"ok\n" if known else b"unknown\n")
+        elif len(words) == 1:
+            reply = self.factory.reply(words[0])
+            if reply:
+                self._tx.write(reply)
+        self._tx.loseConnection()
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        self._tx.loseConnection()
+
+    def connectionLost(self, reason: Any = None) -> None:
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+
+
+class AgentFactory(protocol.Factory):
+    """Answers from ``lookup(name)`` (the watch's last state), with operator drains."""
+
+    noisy = False
+
+    def __init__(
+        self,
+        lookup: Callable[[str], CoordinatorState | None],
+        clock: Any,
+        names: Callable[[], Iterable[str]] = tuple,
+    ) -> None:
+        self.lookup = lookup
+        self.clock = clock
+        self.names = names
+        #: name -> process_start_time of the daemon that was drained by hand
+        self.drained: dict[str, str] = {}
+
+    def command(self, verb: str, name: str) -> bool:
+        if name not in set(self.names()):
+            return False
+        state = self.lookup(name)
+        if verb == "drain":
+            self.drained[name] = state.started if state is not None else ""
+            log.info("coordinator {name}: drained by the operator", name=name)
+        elif self.drained.pop(name, None) is not None:
+            log.info("coordinator {name}: drain lifted by the operator", name=name)
+        return True
+
+    def reply(self, name: str) -> bytes:
+        state = self.lookup(name)
+        if name in self.drained:
+            if (
+                state is not None
+                and state.state is State.READY
+                and (state.started != self.drained[name])
+            ):
+                del self.drained[name]  # a new process came up ready: the drain is over
+                log.info("coordinator {name}: restarted and ready; drain over", name=name)
+            else:
+                return REPLIES[State.QUIESCING]
+        return state.reply if state is not None else b""
+
+    def buildProtocol(self, addr: Any) -> AgentProtocol:
+        return AgentProtocol(self)

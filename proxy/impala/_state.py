@@ -1,0 +1,78 @@
+"""A coordinator's own pages, read into the one thing a balancer needs to know."""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import dataclass
+from typing import Any
+
+
+class State(enum.Enum):
+    READY = "ready"  # takes new clients
+    QUIESCING = "quiescing"  # :shutdown() or SIGRTMIN: no new client, keep the sessions
+    NOT_READY = "not ready"  # starting (impala-server.ready false), or not a coordinator
+
+
+@dataclass(frozen=True)
+class CoordinatorState:
+    state: State
+    #: why, in Impala's words where it gives some (the shutdown status)
+    detail: str = ""
+    #: ``process_start_time`` of ``/?json``: tells a restarted daemon from the old one
+    started: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.state.value} ({self.detail})" if self.detail else self.state.value
+
+    @property
+    def reply(self) -> bytes:
+        """The agent-check answer for this state."""
+        return REPLIES[self.state]
+
+
+class UnreadableState(ValueError):
+    """A page was not the JSON document Impala serves (garbage, HTML, a field missing)."""
+
+
+def _document(body: bytes, what: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise UnreadableState(f"{what} is not JSON") from e
+    if not isinstance(doc, dict):
+        raise UnreadableState(f"{what} is not a JSON object")
+    return doc
+
+
+def _flag(doc: dict[str, Any], key: str, what: str) -> bool:
+    value = doc.get(key)
+    if not isinstance(value, bool):
+        raise UnreadableState(f"{what} has no boolean {key!r}")
+    return value
+
+
+def read_state(root: bytes, metrics: bytes) -> CoordinatorState:
+    """The state from the bodies of ``/?json`` and ``/jsonmetrics``; raises
+    :class:`UnreadableState` for anything Impala would not have served."""
+    page = _document(root, "/?json")
+    flat = _document(metrics, "/jsonmetrics")
+    started = page.get("process_start_time")
+    started = started if isinstance(started, str) else ""
+    if not _flag(page, "is_coordinator", "/?json"):
+        return CoordinatorState(State.NOT_READY, "not a coordinator", started)
+    if _flag(page, "is_quiescing", "/?json"):
+        status = page.get("shutdown_status")
+        detail = status if isinstance(status, str) else ""
+        return CoordinatorState(State.QUIESCING, detail, started)
+    if not _flag(flat, "impala-server.ready", "/jsonmetrics"):
+        return CoordinatorState(State.NOT_READY, "impala-server.ready is false", started)
+    return CoordinatorState(State.READY, "", started)
+
+
+#: agent-check answers (HAProxy 2.6 agent protocol: an admin word, an operational word)
+REPLIES = {
+    State.READY: b"ready up\n",
+    State.QUIESCING: b"drain\n",
+    State.NOT_READY: b"ready down\n",
+}
