@@ -144,6 +144,9 @@ class ImpalaAgent:
     port: int = 25999
     address: str = "127.0.0.1"
     interval: int = 1_000  # ms, agent-inter
+    #: "queries": the agent also answers a weight from each coordinator's registered
+    #: queries (``impala-lb agent --weight-by queries``); servers are then weighted 100
+    weights: str = "none"
 
 
 @dataclass(frozen=True)
@@ -402,8 +405,14 @@ def description_from_mapping(
             port=agent_r.port("port", 25999) or 25999,
             address=agent_r.string("address", "127.0.0.1") or "127.0.0.1",
             interval=agent_r.time("interval", 1_000),
+            weights=agent_r.string("weights", "none") or "none",
         )
         agent_r.done()
+        if agent.weights not in ("none", "queries"):
+            raise DescriptionError(
+                f"{source}: 'impala_agent.weights' must be 'none' or 'queries', "
+                f"not {agent.weights!r}"
+            )
     desc = ClusterDescription(
         agent=agent,
         coordinators=coords,
@@ -680,7 +689,8 @@ def _client_listen(desc: ClusterDescription, cls: str, front: Frontend) -> Proxy
         ("server", _server_note(desc)),
     ]
     servers = tuple(
-        _coordinator_server(desc, i, c, port_of) for i, c in enumerate(desc.coordinators)
+        _coordinator_server(desc, i, c, port_of, leastconn=balance.algorithm == "leastconn")
+        for i, c in enumerate(desc.coordinators)
     )
     return Proxy(
         SectionKind.LISTEN,
@@ -719,12 +729,19 @@ def _server_note(desc: ClusterDescription) -> str:
     return text
 
 
-def _coordinator_server(desc: ClusterDescription, i: int, c: Coordinator, port_of: str) -> Server:
+def _coordinator_server(
+    desc: ClusterDescription, i: int, c: Coordinator, port_of: str, *, leastconn: bool
+) -> Server:
     sec = desc.security
+    # Agent weights only where weights may move: leastconn. A consistent hash (Hue,
+    # hs2-http) would remap its clients, and their sessions, on every change.
+    weighted = leastconn and desc.agent is not None and desc.agent.weights == "queries"
     params = ServerParams(
         check=True,
         port=c.metrics_port or c.web_port,
-        weight=c.weight,
+        # agent weights are percents of this: 100 gives them room (a weight of 1 cannot
+        # be lowered without becoming 0)
+        weight=c.weight * 100 if weighted else c.weight,
         maxconn=c.fe_service_threads or desc.fe_service_threads,
     )
     tls = _check_tls(desc)
@@ -738,7 +755,7 @@ def _coordinator_server(desc: ClusterDescription, i: int, c: Coordinator, port_o
             agent_check=True,
             agent_addr=desc.agent.address,
             agent_port=desc.agent.port,
-            agent_send=name + "\n",
+            agent_send=name + (" weight\n" if weighted else "\n"),
             agent_inter=desc.agent.interval,
         ).over(params)
     return Server(name, c.host, getattr(c, port_of), params=params)

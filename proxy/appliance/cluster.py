@@ -184,7 +184,13 @@ def description(daemons: Iterable[Daemon], *, port: int, bind: str, run: Path) -
         "stats": {"socket": str(run / "admin.sock"), "page": {"port": 8404, "bind": bind}},
     }
     if any(d.kind == "agent" for d in ds):
-        desc["impala_agent"] = {"port": AGENT_PORT, "address": bind, "interval": "1s"}
+        # leastconn weighed by Impala's registered queries (bench.bench_impala_balance)
+        desc["impala_agent"] = {
+            "port": AGENT_PORT,
+            "address": bind,
+            "interval": "1s",
+            "weights": "queries",
+        }
     ss = [{"host": d.host} for d in ds if d.kind == "statestored"]
     if ss:
         desc["statestored"] = {"servers": ss}

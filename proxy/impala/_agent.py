@@ -12,6 +12,12 @@ restart drains first: the line ``drain NAME`` (from a loopback address) makes th
 agent answer ``drain`` for NAME until that coordinator is seen READY as a new
 process (another ``process_start_time``), or until ``ready NAME``. The agent
 answers such a line with ``ok`` or ``unknown``.
+
+A balancer that sends ``NAME weight`` asks for a weight too: ``ready up N%`` with N
+from the coordinator's registered queries (100 idle, 100/(1+queries) loaded), so a
+``leastconn`` backend weighs TCP connections by what Impala really runs. Only for a
+backend whose server weights may move: a consistent-hash backend (Hue's source
+affinity) would remap its clients on every change.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from twisted.internet import protocol
 from twisted.logger import Logger
 from twisted.protocols.basic import LineOnlyReceiver
 
-from proxy.impala._state import REPLIES, CoordinatorState, State
+from proxy.impala._state import REPLIES, CoordinatorState, State, load_weight
 
 log = Logger()
 
@@ -63,8 +69,8 @@ class AgentProtocol(LineOnlyReceiver):
                 return
             known = self.factory.command(words[0], words[1])
             self._tx.write(b"ok\n" if known else b"unknown\n")
-        elif len(words) == 1:
-            reply = self.factory.reply(words[0])
+        elif len(words) == 1 or (len(words) == 2 and words[1] == "weight"):
+            reply = self.factory.reply(words[0], weighted=len(words) == 2)
             if reply:
                 self._tx.write(reply)
         self._tx.loseConnection()
@@ -106,7 +112,9 @@ class AgentFactory(protocol.Factory):
             log.info("coordinator {name}: drain lifted by the operator", name=name)
         return True
 
-    def reply(self, name: str) -> bytes:
+    def reply(self, name: str, *, weighted: bool = False) -> bytes:
+        """The answer for ``name``; ``weighted`` (the balancer sent ``NAME weight``) adds
+        a weight from Impala's own load to ``ready up`` (see ``load_weight``)."""
         state = self.lookup(name)
         if name in self.drained:
             if (
@@ -118,7 +126,11 @@ class AgentFactory(protocol.Factory):
                 log.info("coordinator {name}: restarted and ready; drain over", name=name)
             else:
                 return REPLIES[State.QUIESCING]
-        return state.reply if state is not None else b""
+        if state is None:
+            return b""
+        if weighted and state.state is State.READY:
+            return b"ready up %d%%\n" % load_weight(state)
+        return state.reply
 
     def buildProtocol(self, addr: Any) -> AgentProtocol:
         return AgentProtocol(self)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -21,6 +21,9 @@ class CoordinatorState:
     detail: str = ""
     #: ``process_start_time`` of ``/?json``: tells a restarted daemon from the old one
     started: str = ""
+    #: ``impala-server.num-queries-registered``: queries the coordinator runs or holds
+    #: open (idle pooled connections register none, unlike TCP connection counts)
+    load: int = field(default=0, compare=False)
 
     def __str__(self) -> str:
         return f"{self.state.value} ({self.detail})" if self.detail else self.state.value
@@ -67,7 +70,15 @@ def read_state(root: bytes, metrics: bytes) -> CoordinatorState:
         return CoordinatorState(State.QUIESCING, detail, started)
     if not _flag(flat, "impala-server.ready", "/jsonmetrics"):
         return CoordinatorState(State.NOT_READY, "impala-server.ready is false", started)
-    return CoordinatorState(State.READY, "", started)
+    load = flat.get("impala-server.num-queries-registered", 0)
+    return CoordinatorState(State.READY, "", started, load if isinstance(load, int) else 0)
+
+
+def load_weight(state: CoordinatorState) -> int:
+    """The agent weight (percent of the configured weight) for a ready coordinator that
+    holds ``load`` registered queries: 100 idle, then 100 / (1 + load), at least 1, so
+    new clients go to coordinators in inverse proportion to the queries they hold."""
+    return max(1, round(100 / (1 + max(0, state.load))))
 
 
 #: agent-check answers (HAProxy 2.6 agent protocol: an admin word, an operational word)

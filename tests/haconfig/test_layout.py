@@ -264,7 +264,7 @@ def test_layout_variants_pass_real_haproxy_and_our_check(
         data["stats"] = {"socket": False, "page": {"port": 9000, "refresh": "30s"}}
         data["frontends"] = {c: {} for c in ("shell", "hue", "hs2_http", "statestore_ui")}
         data["frontends"]["catalog_ui"] = {"port": 25021}
-        data["impala_agent"] = {"port": 25999, "address": "127.0.0.1", "interval": "2s"}
+        data["impala_agent"] = {"port": 25999, "interval": "2s", "weights": "queries"}
     path = tmp_path / "variant.cfg"
     path.write_text(render(layout(description_from_mapping(data))))
     assert haproxy_lint(str(path)) == []
@@ -281,3 +281,22 @@ def test_impala_agent_puts_an_agent_check_on_every_coordinator_server() -> None:
     assert all("agent-addr 127.0.0.1" in ln and "agent-inter 1s" in ln for ln in lines)
     names = [ln.split()[1] for ln in lines]
     assert all(f"agent-send {n}\\n" in ln for n, ln in zip(names, lines, strict=True))
+
+
+def test_agent_weights_give_the_servers_room_to_be_weighted() -> None:
+    """weights = "queries" renders the leastconn (impala-shell) servers at weight 100,
+    asking the agent for a weight (agent-send "NAME weight"); the source-affine
+    frontends keep their weights and plain names (a consistent hash must not move); a
+    description with another value is refused naming the key."""
+    data: dict[str, Any] = {"coordinator": THREE, "impala_agent": {"weights": "queries"}}
+    cfg = layout(description_from_mapping(data))
+    for proxy in cfg.sections:
+        for s in proxy.servers:
+            p = s.params
+            if proxy.balance is not None and proxy.balance.algorithm == "leastconn":
+                assert p.weight == 100 and p.agent_send == f"{s.name} weight\n"
+            elif p.agent_check:
+                assert p.weight == 1 and p.agent_send == f"{s.name}\n"
+    assert any(p.balance and p.balance.algorithm == "leastconn" for p in cfg.sections)
+    with pytest.raises(DescriptionError, match=r"impala_agent\.weights"):
+        description_from_mapping({"coordinator": THREE, "impala_agent": {"weights": "cpu"}})

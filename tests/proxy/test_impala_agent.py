@@ -176,3 +176,25 @@ def test_agent_closes_a_silent_balancer_after_the_name_timeout() -> None:
     proto.makeConnection(tx)
     clock.advance(NAME_TIMEOUT)
     assert tx.disconnecting and clock.getDelayedCalls() == []
+
+
+def test_weights_follow_registered_queries_not_connections() -> None:
+    """Asked 'NAME weight', a ready coordinator answers 'ready up N%' with N = 100 idle
+    and 100/(1+queries) loaded (at least 1); quiescing answers are unchanged, and a bare
+    name gets no weight."""
+    from proxy.impala._state import load_weight
+
+    assert [load_weight(CoordinatorState(State.READY, load=q)) for q in (0, 1, 3, 500)] == [
+        100,
+        50,
+        25,
+        1,
+    ]
+    metrics = {**IMPALA_METRICS, "impala-server.num-queries-registered": 4}
+    state = read_state(_b(IMPALA_ROOT), _b(metrics))
+    assert state.load == 4
+    states = {"a": state, "b": CoordinatorState(State.QUIESCING)}
+    factory = AgentFactory(states.get, Clock(), lambda: states)
+    assert _ask(factory, b"a weight\n") == b"ready up 20%\n"
+    assert _ask(factory, b"a\n") == b"ready up\n"
+    assert _ask(factory, b"b weight\n") == b"drain\n"
