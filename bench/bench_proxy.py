@@ -374,17 +374,22 @@ class Bench:
         result: dict[str, float] = json.loads(out.stdout.decode().strip().splitlines()[-1])
         return result
 
+    def _holding_client(self, kind: str, port: int) -> subprocess.Popen[bytes]:
+        """A client that opens ``idle_n`` connections, reports, and holds them until it
+        reads a line on stdin."""
+        return subprocess.Popen(
+            [*CLIENT, kind, str(port), str(self.idle_n), "0"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+
     def slow_readers(self, target: str) -> dict[str, float]:
         """``idle_n`` sessions whose client never reads while the server sends without
         end: the proxy's resident memory per session once it stops growing."""
         port = self.ports[target][0]
         pid = self.pids[target]
         before = rss_kib(pid)
-        p = subprocess.Popen(
-            [*CLIENT, "slow", str(port), str(self.idle_n), "0"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-        )
+        p = self._holding_client("slow", port)
         try:
             assert p.stdin is not None and p.stdout is not None
             opened = json.loads(p.stdout.readline())["opened"]
@@ -408,11 +413,7 @@ class Bench:
         port = self.ports[target][1]
         pid = self.pids.get(target)
         before = rss_kib(pid) if pid else 0
-        p = subprocess.Popen(
-            [*CLIENT, "idle", str(port), str(self.idle_n), "0"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-        )
+        p = self._holding_client("idle", port)
         try:
             assert p.stdin is not None and p.stdout is not None
             json.loads(p.stdout.readline())

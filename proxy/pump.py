@@ -330,13 +330,17 @@ class PumpLoop:
 
     def remove(self, s: Session) -> None:
         for side in (s.client, s.server):
-            if self.sides.get(side.fd) is side:
-                del self.sides[side.fd]
-            if side.mask >= 0:
-                side.mask = -1
-                with contextlib.suppress(OSError, ValueError):
-                    self.ep.unregister(side.fd)
+            self._forget(side)
         self.sessions -= 1
+
+    def _forget(self, side: _Side) -> None:
+        """``side`` leaves the loop: its fd out of the map and, if there, the epoll set."""
+        if self.sides.get(side.fd) is side:
+            del self.sides[side.fd]
+        if side.mask >= 0:
+            side.mask = -1
+            with contextlib.suppress(OSError, ValueError):
+                self.ep.unregister(side.fd)
 
     def watch(self, fd: int, mask: int, callback: Callable[[int], None]) -> None:
         """Call ``callback(events)`` when ``fd`` is ready (used by the dialer)."""
@@ -388,12 +392,7 @@ class PumpLoop:
             log.failure("pump: a session could not be ended cleanly", Failure())
             # Whatever went wrong, its descriptors must not stay in the set.
             for side in (session.client, session.server):
-                if self.sides.get(side.fd) is side:
-                    del self.sides[side.fd]
-                if side.mask >= 0:
-                    side.mask = -1
-                    with contextlib.suppress(OSError, ValueError):
-                        self.ep.unregister(side.fd)
+                self._forget(side)
                 with contextlib.suppress(OSError):
                     side.sock.close()
 
