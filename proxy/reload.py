@@ -41,7 +41,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from haconfig.model import Config, Proxy
-from haconfig.parse import ParseResult
+from haconfig.parse import ConfigError, ParseResult
 from proxy.frontend import Listener, open_listening_socket
 from proxy.pump import DEFAULT_BUFSIZE
 from proxy.server import Server, ServerStateError
@@ -549,7 +549,8 @@ class Reloader:
         d.addCallbacks(self._apply, self._unreadable).addErrback(self._failed)
 
     def _unreadable(self, failure: Failure) -> None:
-        failure.trap(OSError)
+        """A file that cannot be read (HAProxy's "Cannot open configuration file")."""
+        failure.trap(OSError, ConfigError)
         log.error("reload refused: {error}; keeping the running configuration", error=failure.value)
         self.refused += 1
         self._done(self.observability)

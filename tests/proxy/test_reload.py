@@ -513,3 +513,28 @@ def test_reload_with_unresolvable_name_is_refused_with_file_and_line(
     text = "\n".join(formatEvent(e) for e in events)
     assert f"[{path}:12] : 'server be/c' : could not resolve address 'nowhere.invalid'" in text
     rt.stop()
+
+
+def test_reload_of_a_missing_file_is_refused_with_haproxys_words(
+    tmp_path: Path, ports: dict[str, int]
+) -> None:
+    """A reload whose file has gone is refused (HAProxy's 'Cannot open configuration
+    file' message), counted, and the running config keeps serving."""
+    from twisted.logger import LogEvent, formatEvent, globalLogPublisher
+
+    rt, _ = runtime(cfg(two_servers(ports["fe"])))
+    before = rt.config
+    events: list[LogEvent] = []
+    observer: Any = events.append
+    globalLogPublisher.addObserver(observer)
+    try:
+        reloader = Reloader(
+            [str(tmp_path / "gone.cfg")], rt, Notifier({}), lambda: None, blocking=now
+        )
+        reloader.request()
+    finally:
+        globalLogPublisher.removeObserver(observer)
+    assert rt.config is before and reloader.refused == 1 and not reloader.busy
+    text = "\n".join(formatEvent(e) for e in events)
+    assert "Cannot open configuration file" in text and "Traceback" not in text
+    rt.stop()
