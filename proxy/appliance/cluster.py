@@ -529,11 +529,21 @@ def cmd_status(args: argparse.Namespace) -> int:
             where = f"{d.host}:{AGENT_PORT} (agent-check)"
         else:
             where = f"{d.host} (web {d.web_port})"
+        why = _agent_reason(run, d.name) if d.kind == "impalad" else ""
         print(
             f"{d.name:<15} {d.pid or '-':>8}  {'running' if alive else 'stopped':<8} "
-            f"{role(d) if alive else '-':<8} {seen:<14} {where}"
+            f"{role(d) if alive else '-':<8} {seen:<14} {where}" + (f"  ({why})" if why else "")
         )
     return 0
+
+
+def _agent_reason(run: Path, name: str) -> str:
+    """Why the Impala agent drains or holds back ``name`` (what follows its ``#``)."""
+    try:
+        reply = agent_command(run, name, timeout=1.0)
+    except OSError:
+        return ""
+    return reply.partition("#")[2].strip()
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
@@ -576,7 +586,7 @@ def agent_command(run: Path, line: str, timeout: float = 3.0) -> str:
         raise OSError("this cluster runs no Impala agent")
     with socket.create_connection((agent.host, AGENT_PORT), timeout=timeout) as s:
         s.sendall(line.encode() + b"\n")
-        return s.recv(100).decode().strip()
+        return s.recv(4096).decode(errors="replace").strip()
 
 
 def balancer_states(run: Path, server: str) -> set[str]:

@@ -125,7 +125,7 @@ class AgentFactory(protocol.Factory):
                 del self.drained[name]  # a new process came up ready: the drain is over
                 log.info("coordinator {name}: restarted and ready; drain over", name=name)
             else:
-                return REPLIES[State.QUIESCING]
+                return REPLIES[State.QUIESCING].rstrip(b"\n") + b" #drained by the operator\n"
         if state is None:
             return b""
         if weighted and state.state is State.READY:

@@ -30,8 +30,13 @@ class CoordinatorState:
 
     @property
     def reply(self) -> bytes:
-        """The agent-check answer for this state."""
-        return REPLIES[self.state]
+        """The agent-check answer for this state, with why after ``#`` (HAProxy shows it
+        as the agent's description: "quiescing: shutdown grace period left: ...")."""
+        words = REPLIES[self.state].rstrip(b"\n")
+        if self.state is State.READY:
+            return words + b"\n"
+        why = f"{self.state.value}: {self.detail}" if self.detail else self.state.value
+        return words + b" #" + why.replace("\n", " ").encode("utf-8", "replace")[:200] + b"\n"
 
 
 class UnreadableState(ValueError):

@@ -151,8 +151,8 @@ def test_rolling_restart_fails_no_query_with_the_agent(run: Path, tmp_path: Path
 
 def test_unplanned_shutdown_is_drained_within_a_poll(run: Path) -> None:
     """SIGRTMIN on a coordinator nobody drained: the agent sees it quiescing and the
-    balancer puts it in DRAIN (sessions on it are not cut); it comes back UP once
-    restarted."""
+    balancer puts it in DRAIN (sessions on it are not cut), and `cluster status` says
+    why (Impala's shutdown status); it comes back UP once restarted."""
     daemons = {d.name: d for d in cluster.load(run)[0]}
     d = daemons["impalad-2"]
     assert d.pid is not None
@@ -160,6 +160,10 @@ def test_unplanned_shutdown_is_drained_within_a_poll(run: Path) -> None:
     os.kill(d.pid, signal.SIGRTMIN)
     wait_for("DRAIN", lambda: cluster.balancer_states(run, "impalad-2") == {"DRAIN (agent)"}, 30)
     print(f"\nunplanned shutdown drained after {time.monotonic() - t0:.2f} s")
+    rc, out = cli(run, "status")
+    assert rc == 0, out
+    line = next(ln for ln in out.splitlines() if ln.startswith("impalad-2 "))
+    assert "DRAIN (agent)" in line and "(quiescing: shutdown grace period left: " in line, out
     pid = d.pid
     wait_for("exit", lambda: not cluster._alive(pid), 60)
     assert cli(run, "start", "impalad-2")[0] == 0
