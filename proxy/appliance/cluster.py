@@ -529,7 +529,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             where = f"{d.host}:{AGENT_PORT} (agent-check)"
         else:
             where = f"{d.host} (web {d.web_port})"
-        why = _agent_reason(run, d.name) if d.kind == "impalad" else ""
+        why = _agent_reason(run, d.name, daemons) if d.kind == "impalad" else ""
         print(
             f"{d.name:<15} {d.pid or '-':>8}  {'running' if alive else 'stopped':<8} "
             f"{role(d) if alive else '-':<8} {seen:<14} {where}" + (f"  ({why})" if why else "")
@@ -537,10 +537,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _agent_reason(run: Path, name: str) -> str:
+def _agent_reason(run: Path, name: str, daemons: Sequence[Daemon]) -> str:
     """Why the Impala agent drains or holds back ``name`` (what follows its ``#``)."""
     try:
-        reply = agent_command(run, name, timeout=1.0)
+        reply = agent_command(run, name, timeout=1.0, daemons=daemons)
     except OSError:
         return ""
     return reply.partition("#")[2].strip()
@@ -578,9 +578,13 @@ def cmd_kill(args: argparse.Namespace) -> int:
     return 0
 
 
-def agent_command(run: Path, line: str, timeout: float = 3.0) -> str:
-    """One line to the cluster's Impala agent (``drain NAME`` / ``ready NAME``)."""
-    daemons, _ = load(run)
+def agent_command(
+    run: Path, line: str, timeout: float = 3.0, *, daemons: Sequence[Daemon] | None = None
+) -> str:
+    """One line to the cluster's Impala agent (``drain NAME`` / ``ready NAME`` / a name);
+    ``daemons`` saves reading the state again when the caller has it."""
+    if daemons is None:
+        daemons, _ = load(run)
     agent = next((d for d in daemons if d.kind == "agent"), None)
     if agent is None:
         raise OSError("this cluster runs no Impala agent")
@@ -589,9 +593,10 @@ def agent_command(run: Path, line: str, timeout: float = 3.0) -> str:
         return s.recv(4096).decode(errors="replace").strip()
 
 
-def balancer_states(run: Path, server: str) -> set[str]:
-    """The statuses the balancer shows for ``server`` across its backends."""
-    return set(lb_view(run).get(server, "").split("/")) - {""}
+def balancer_states(run: Path, server: str, sock: Path | None = None) -> set[str]:
+    """The statuses the balancer (or the one at ``sock``) shows for ``server`` across its
+    backends."""
+    return set(lb_view(run, sock).get(server, "").split("/")) - {""}
 
 
 def restart_coordinator(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from twisted.internet import defer
@@ -27,7 +27,6 @@ class Coordinator:
     state: CoordinatorState | None = None
     #: why the last poll could not be read ("" once it could)
     error: str = ""
-    changes: int = field(default=0)
 
 
 class Watch:
@@ -122,7 +121,6 @@ class Watch:
                 new=str(new),
             )
             c.state = new
-            c.changes += 1
 
 
 class _QuietFactory(_HTTP11ClientFactory):

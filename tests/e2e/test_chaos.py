@@ -30,6 +30,7 @@ import pytest
 from impala.dbapi import connect
 
 from proxy.appliance import cluster
+from tests.support.balancer import stat_rows
 from tests.support.cluster import cli, cluster_up, shell
 from tests.support.procs import wait_for
 
@@ -130,14 +131,9 @@ class Traffic:
 
 def stat_field(run: Path, server: str, field: str = "status") -> str:
     """One field of the impala-shell backend's ``show stat`` row for ``server``."""
-    csv = cluster.admin_command(run, "show stat")
-    header = csv.splitlines()[0][2:].split(",")
-    px, sv, i = header.index("pxname"), header.index("svname"), header.index(field)
-    for line in csv.splitlines()[1:]:
-        cols = line.split(",")
-        if len(cols) > i and cols[px] == BACKEND and cols[sv] == server:
-            return cols[i]
-    raise AssertionError(f"{server} not in show stat")
+    rows = stat_rows(cluster.admin_command(run, "show stat"), backend=BACKEND)
+    assert server in rows, f"{server} not in show stat"
+    return rows[server][field]
 
 
 def lb_usage(pid: int) -> tuple[int, int]:

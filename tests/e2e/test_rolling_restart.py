@@ -109,7 +109,7 @@ def test_rolling_restart_fails_no_query_with_the_agent(run: Path, tmp_path: Path
         plain_sock = run / "haproxy-healthz.sock"
 
         def view(sock: Path) -> Callable[[str], set[str]]:
-            return lambda server: set(cluster.lb_view(run, sock).get(server, "").split("/")) - {""}
+            return lambda server: cluster.balancer_states(run, server, sock)
 
         def up(sock: Path, i: int) -> Callable[[], bool]:
             return lambda: view(sock)(f"impalad-{i}") == {"UP"}
