@@ -2304,3 +2304,116 @@ def parse_file(
 ) -> Config:
     """The model of a file (or several, concatenated in order), or :class:`ConfigError`."""
     return read_file(path, env=env, resolve_hosts=resolve_hosts).require()
+
+
+#: ``server`` keywords HAProxy 2.6 accepts on the runtime API's ``add server`` (its
+#: management guide lists them); the others are refused there.
+DYNAMIC_SERVER_KEYWORDS = frozenset(
+    (
+        "agent-addr",
+        "agent-check",
+        "agent-inter",
+        "agent-port",
+        "agent-send",
+        "allow-0rtt",
+        "alpn",
+        "addr",
+        "backup",
+        "ca-file",
+        "check",
+        "check-alpn",
+        "check-proto",
+        "check-send-proxy",
+        "check-sni",
+        "check-ssl",
+        "check-via-socks4",
+        "ciphers",
+        "ciphersuites",
+        "crl-file",
+        "crt",
+        "disabled",
+        "downinter",
+        "enabled",
+        "error-limit",
+        "fall",
+        "fastinter",
+        "force-sslv3",
+        "force-tlsv10",
+        "force-tlsv11",
+        "force-tlsv12",
+        "force-tlsv13",
+        "id",
+        "inter",
+        "maxconn",
+        "maxqueue",
+        "minconn",
+        "no-ssl-reuse",
+        "no-sslv3",
+        "no-tlsv10",
+        "no-tlsv11",
+        "no-tlsv12",
+        "no-tlsv13",
+        "no-tls-tickets",
+        "npn",
+        "observe",
+        "on-error",
+        "on-marked-down",
+        "on-marked-up",
+        "pool-low-conn",
+        "pool-max-conn",
+        "pool-purge-delay",
+        "port",
+        "proto",
+        "proxy-v2-options",
+        "rise",
+        "send-proxy",
+        "send-proxy-v2",
+        "send-proxy-v2-ssl",
+        "send-proxy-v2-ssl-cn",
+        "slowstart",
+        "sni",
+        "source",
+        "ssl",
+        "ssl-max-ver",
+        "ssl-min-ver",
+        "tfo",
+        "tls-tickets",
+        "track",
+        "usesrc",
+        "verify",
+        "verifyhost",
+        "weight",
+        "ws",
+    )
+)
+
+
+class ServerLineError(ValueError):
+    """A ``server`` line given at run time (``add server``) that HAProxy would refuse; the
+    message is HAProxy's, without a file location."""
+
+
+def parse_server_words(backend: str, words: Sequence[str]) -> Server:
+    """The model of ``<name> <addr>[:<port>] [keywords...]`` for backend ``backend``, as
+    the runtime API's ``add server`` reads it: no ``default-server`` applies (HAProxy
+    2.6), only :data:`DYNAMIC_SERVER_KEYWORDS` are allowed, and names are not resolved."""
+    args = list(words)
+    i = 2
+    while i < len(args):
+        entry = _SRV_KW.get(args[i])
+        if entry is None:
+            break  # the parser names the unknown keyword
+        if args[i] not in DYNAMIC_SERVER_KEYWORDS:
+            raise ServerLineError(f"'{args[i]}' option is not accepted for dynamic server")
+        i += 1 + entry.nargs
+    ps = _Parser(env={})
+    ps.cur = _Section("proxy", Proxy(SectionKind.BACKEND, backend))
+    where = Location("<cli>", 1)
+    _p_server(ps, ["server", *args], where)
+    alerts = [m for m in ps.messages if m.fatal]
+    if alerts:
+        text = alerts[0].text
+        for prefix in (f"[{where}] : ", f"'server {backend}/{args[0] if args else ''}' : "):
+            text = text.removeprefix(prefix)
+        raise ServerLineError(text)
+    return ps.proxy.servers[-1]

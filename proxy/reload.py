@@ -236,6 +236,7 @@ def _commit_backends(
             be = runtime.backends.pop(name)
             for s in be.pool.servers:
                 runtime.servers.pop((name, s.name), None)
+                runtime.dynamic.pop((name, s.name), None)
             be.pool.close()  # queued clients fail; established sessions finish
             runtime.drain(be=be)
             report.backends_removed.append(name)
@@ -269,6 +270,7 @@ def _update_backend(
         if server.name not in new_names:
             pool.remove_server(server.name)
             runtime.servers.pop((proxy.name, server.name), None)
+            runtime.dynamic.pop((proxy.name, server.name), None)  # gone, as in HAProxy
             runtime.drain(server=server)
             report.servers_removed.append(f"{proxy.name}/{server.name}")
     old_models = {s.name: s for s in old.servers}
@@ -283,7 +285,8 @@ def _update_backend(
             continue
         current = pool.server(s.name)
         assert current is not None
-        before = old_models[s.name]
+        # a server added with ``add server`` that the file now has too becomes the file's
+        before = old_models.get(s.name) or runtime.dynamic.pop(key)
         changed, needs_rebuild = _update_server(
             current, old.server_params(before), proxy.server_params(s), prepared.addresses[key]
         )

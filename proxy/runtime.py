@@ -135,6 +135,10 @@ def _option_redispatch(proxy: Proxy) -> tuple[bool, int]:
     return True, -1
 
 
+class DynamicServerError(Exception):
+    """``add server`` / ``del server`` refused; the message is HAProxy 2.6's reply."""
+
+
 class Runtime:
     """Every listener, backend, server and session of one running config."""
 
@@ -156,6 +160,9 @@ class Runtime:
         nofile = nofile if nofile is not None else resource.getrlimit(resource.RLIMIT_NOFILE)[0]
         self.maxconn = config.global_.maxconn or default_maxconn(nofile)
         self.servers: dict[tuple[str, str], Server] = {}
+        #: servers added with the runtime API's ``add server`` (not in the file): their
+        #: models, so a reload can tell them from the file's (it drops them, as HAProxy)
+        self.dynamic: dict[tuple[str, str], ServerModel] = {}
         self.backends: dict[str, BackendRuntime] = {}
         self.frontends: dict[str, FrontendRuntime] = {}
         self.sessions: set[ClientSession] = set()
@@ -216,6 +223,77 @@ class Runtime:
             disabled=bool(p.disabled),
             slowstart=(p.slowstart or 0) / 1000.0,
         )
+
+    def add_server(self, backend: str, model: ServerModel) -> Server:
+        """``add server``: a new server in backend ``backend``, in forced maintenance and
+        DOWN until enabled (HAProxy 2.6 starts a dynamic server so); appended after the
+        others, with the lowest free id. No ``default-server`` applies. Raises
+        :class:`DynamicServerError` with HAProxy's reply."""
+        be = self.backends.get(backend)
+        proxy = self.config.backend(backend)
+        if be is None or proxy is None:
+            raise DynamicServerError("No such backend.")
+        if not be.pool.balancer.dynamic:
+            raise DynamicServerError(
+                "Backend must use a dynamic load balancing to support dynamic servers."
+            )
+        if be.pool.server(model.name) is not None:
+            raise DynamicServerError("Already exists a server with the same name in backend.")
+        p = model.params
+        used = {s.puid for s in be.pool.servers}
+        if p.id is not None and p.id in used:
+            owner = next(s.name for s in be.pool.servers if s.puid == p.id)
+            line = next((m.location for m in proxy.servers if m.name == owner), None)
+            where = f"{line.file}:{line.line}" if line is not None else "(null):0"
+            raise DynamicServerError(
+                f"'id' : custom id {p.id} already used at {where} ('server {owner}')."
+            )
+        puid = p.id or next(i for i in range(1, len(used) + 2) if i not in used)
+        try:
+            # HAProxy 2.6 keeps a name unresolved (init-addr none) and the server unusable;
+            # we resolve it now or refuse it (README: deliberate differences)
+            host = resolve_host(model.host) if model.host else ""
+        except ValueError as e:
+            raise DynamicServerError(f"{e}.") from None
+        server = Server(
+            model.name,
+            clock=self.reactor,  # type: ignore[arg-type]
+            backend=backend,
+            puid=puid,
+            host=host,
+            port=model.port,
+            port_offset=model.port_offset,
+            weight=1 if p.weight is None else p.weight,
+            maxconn=p.maxconn or 0,
+            maxqueue=p.maxqueue or 0,
+            backup=bool(p.backup),
+            slowstart=(p.slowstart or 0) / 1000.0,
+            dynamic=True,
+        )
+        be.pool.add_server(server)
+        self.servers[(backend, model.name)] = server
+        self.dynamic[(backend, model.name)] = model
+        return server
+
+    def delete_server(self, backend: str, name: str) -> Server:
+        """``del server``: only a server in maintenance with no connection and nothing
+        queued (its sessions are never cut); raises :class:`DynamicServerError`."""
+        be = self.backends.get(backend)
+        if be is None:
+            raise DynamicServerError("No such backend.")
+        server = be.pool.server(name)
+        if server is None:
+            raise DynamicServerError("No such server.")
+        if not server.admin.maint:
+            raise DynamicServerError("Only servers in maintenance mode can be deleted.")
+        if server.served or server.queued:
+            raise DynamicServerError(
+                "Server still has connections attached to it, cannot remove it."
+            )
+        be.pool.remove_server(name)
+        self.servers.pop((backend, name), None)
+        self.dynamic.pop((backend, name), None)
+        return server
 
     def _build_backend(self, proxy: Proxy) -> BackendRuntime:
         from proxy.pool import BackendPool

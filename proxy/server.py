@@ -224,6 +224,7 @@ class Server:
         backup: bool = False,
         disabled: bool = False,
         slowstart: float = 0.0,
+        dynamic: bool = False,
     ) -> None:
         _check_weight(weight)
         if maxconn < 0 or maxqueue < 0:
@@ -247,6 +248,10 @@ class Server:
         self._clock = as_timer(clock)
         self._admin = AdminState.CMAINT | AdminState.FMAINT if disabled else AdminState.READY
         self._op = OpState.UP  # spec 2.1: a server starts UP, with or without checks
+        #: added with ``add server``: starts in forced maintenance and DOWN (HAProxy 2.6)
+        self.dynamic = dynamic
+        if dynamic:
+            self._admin, self._op = AdminState.FMAINT, OpState.DOWN
         self._ramp_start: float | None = None
         self._ramp_factor = WEIGHT_SCALE
         self._ramp_call: DelayedCall | None = None
@@ -363,6 +368,14 @@ class Server:
             return
         with self._change(f"weight {self._uweight} -> {weight}"):
             self._uweight = weight
+
+    def set_address(self, host: str, port: int | None) -> None:
+        """``set server b/s addr``: new connections go to ``host:port``; established ones
+        stay where they are."""
+        if port is not None and not self.port_offset and not 0 <= port <= 65535:
+            raise ServerStateError(f"server {self.name}: port {port} out of range")
+        with self._change(f"address {self.host}:{self.port} -> {host}:{port}"):
+            self.host, self.port = host, port
 
     def set_maxconn(self, maxconn: int) -> None:
         """Change ``maxconn`` at runtime (0 = unlimited); a raise may start queued clients."""

@@ -9,6 +9,7 @@ the agent are enabled) and changes the server through ``set_operational``,
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -267,6 +268,21 @@ class ServerChecker:
             self.health.restart()
             if self.server.op is OpState.DOWN and not self.agent_down:
                 self.server.set_operational("up", "health checks disabled")
+
+    def follow_address(
+        self, old_host: str, old_port: int | None, host: str, port: int | None
+    ) -> None:
+        """The server moved (``set server b/s addr``): checks aimed at its old address
+        (and port) aim at the new one; a separate check address or port stays."""
+        s, a = self.settings, self.agent
+        if s is not None:
+            self.settings = dataclasses.replace(
+                s,
+                host=host if s.host == old_host else s.host,
+                port=port if (s.port == old_port and port is not None) else s.port,
+            )
+        if a is not None and a.host == old_host:
+            self.agent = dataclasses.replace(a, host=host)
 
     def set_agent_enabled(self, on: bool) -> None:
         """``enable agent`` / ``disable agent``."""

@@ -9,6 +9,7 @@ Wiring (the runtime does this once per backend)::
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -150,23 +151,64 @@ def settings_for(
 class CheckService(Service):
     """The checkers of one backend; started and stopped with the service tree."""
 
-    def __init__(self, pool: PoolView, checkers: list[ServerChecker]) -> None:
+    def __init__(
+        self,
+        pool: PoolView,
+        checkers: list[ServerChecker],
+        *,
+        proxy: model.Proxy | None = None,
+        reactor: Any = None,
+        events: EventLog | None = None,
+    ) -> None:
         self.pool = pool
         self.checkers = checkers
         self._by_name = {c.server.name: c for c in checkers}
+        #: what :meth:`add` builds a new checker from
+        self.proxy = proxy
+        self.reactor = reactor
+        self.events = events
+        self._killer: SessionKiller | None = None
 
     def checker(self, server_name: str) -> ServerChecker | None:
         return self._by_name.get(server_name)
 
     @property
     def kill_sessions(self) -> SessionKiller | None:
-        return self.checkers[0].kill_sessions if self.checkers else None
+        return self._killer
 
     @kill_sessions.setter
     def kill_sessions(self, killer: SessionKiller | None) -> None:
         """Register the runtime's "kill this server's sessions" hook."""
+        self._killer = killer
         for c in self.checkers:
             c.kill_sessions = killer
+
+    def add(self, server: Server, srv_model: model.Server) -> ServerChecker:
+        """A checker for ``server``, added at run time (``add server``): its health check
+        and agent start disabled, as HAProxy 2.6 starts a dynamic server's (``enable
+        health`` / ``enable agent`` turn them on). No ``default-server`` applies.
+        Raises :class:`CheckConfigError` as :func:`settings_for` does."""
+        assert self.proxy is not None, "a CheckService built by start_checks"
+        bare = dataclasses.replace(self.proxy, default_server=None)
+        check, agent = settings_for(bare, srv_model, server.host or None)
+        checker = ServerChecker(
+            server, self.pool, check, self.reactor, agent=agent, events=self.events
+        )
+        checker.enabled = False
+        checker.agent_enabled = False
+        checker.kill_sessions = self.kill_sessions
+        self.checkers.append(checker)
+        self._by_name[server.name] = checker
+        if self.running:
+            checker.start()
+        return checker
+
+    def remove(self, server_name: str) -> None:
+        """Stop and forget a server's checker (``del server``)."""
+        checker = self._by_name.pop(server_name, None)
+        if checker is not None:
+            checker.stop()
+            self.checkers.remove(checker)
 
     def startService(self) -> None:
         """Start every checker, spreading the first checks over one interval (spec 2.2)."""
@@ -211,7 +253,7 @@ def start_checks(
             continue
         check, agent = settings_for(proxy, srv_model, server.host or None)
         checkers.append(ServerChecker(server, pool, check, reactor, agent=agent, events=events))
-    service = CheckService(pool, checkers)
+    service = CheckService(pool, checkers, proxy=proxy, reactor=reactor, events=events)
     if start:
         service.startService()
     return service

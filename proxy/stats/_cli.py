@@ -10,6 +10,7 @@ prompt. Replies and error texts are HAProxy 2.6's (spec 3.1, 3.4).
 from __future__ import annotations
 
 import enum
+import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -22,6 +23,11 @@ from proxy.stats._state import RELEASE_DATE, VERSION, BackendInfo, StatsState
 MAX_LINE = 16384
 
 PERMISSION_DENIED = "Permission denied\n"
+
+
+class Bare(str):
+    """A reply HAProxy sends without the empty line that ends most replies (its
+    ``cli_err`` / ``cli_msg`` texts, e.g. ``del server``'s)."""
 
 
 class Level(enum.IntEnum):
@@ -456,7 +462,7 @@ SET_SERVER_USAGE = (
     "usage: set server <backend>/<server> addr | agent | agent-addr | agent-port | agent-send "
     "| check-addr | check-port | fqdn | health | ssl | state | weight\n"
 )
-_NOT_SUPPORTED = ("addr", "agent-addr", "agent-port", "agent-send", "check-addr", "check-port")
+_NOT_SUPPORTED = ("agent-addr", "agent-port", "agent-send", "check-addr", "check-port")
 _NOT_SUPPORTED_TOO = ("fqdn", "ssl")
 
 
@@ -493,9 +499,54 @@ def _set_server(cli: Cli, args: list[str]) -> str:
             return "'set server <srv> agent' expects 'up' or 'down'.\n"
         checker.apply_agent_health(value)
         return ""
+    if what == "addr":
+        return _set_addr(server, checker, args[2:])
     if what in _NOT_SUPPORTED + _NOT_SUPPORTED_TOO:
         return f"'set server <srv> {what}' is not supported by impala-lb.\n"
     return SET_SERVER_USAGE
+
+
+def _set_addr(server: Server, checker: ServerChecker | None, args: list[str]) -> str:
+    """``set server b/s addr <ip> [port <port>]``, with HAProxy 2.6's reply
+    (``srv_update_addr_port``); health and agent checks that followed the server's
+    address (and port) follow it to the new one."""
+    if not args:
+        return "set server <b>/<s> addr requires an address and optionally a port.\n"
+    addr = args[0]
+    port_text = args[2] if len(args) > 2 and args[1] == "port" else None
+    try:
+        ipaddress.ip_address(addr)
+    except ValueError:
+        return f"Invalid addr '{addr}' by 'stats socket command'\n"
+    parts: list[str] = []
+    changed = False
+    host, port = server.host, server.port
+    if addr == server.host:
+        parts.append("no need to change the addr")
+    else:
+        parts.append(f"IP changed from '{server.host or '-'}' to '{addr}'")
+        host, changed = addr, True
+    if port_text is not None:
+        try:
+            new_port = int(port_text)
+        except ValueError:
+            return ", ".join([*parts, f"problem converting port '{port_text}' to an int"]) + (
+                " by 'stats socket command'\n"
+            )
+        if new_port != server.port:
+            parts.append(f"port changed from '{server.port or 0}' to '{new_port}'")
+            port, changed = new_port, True
+        else:
+            parts.append("no need to change the port")
+    if changed:
+        old_host, old_port = server.host, server.port
+        server.set_address(host, port)
+        if checker is not None:
+            checker.follow_address(old_host, old_port, host, port)
+    text = ", ".join(parts)
+    if changed:
+        text = text[0].upper() + text[1:]
+    return text + " by 'stats socket command'\n"
 
 
 @command(
@@ -561,6 +612,50 @@ def _disable_agent(cli: Cli, args: list[str]) -> str:
 @command("enable agent", Level.ADMIN, "enable agent <bk>/<srv>", "enable agent checks")
 def _enable_agent(cli: Cli, args: list[str]) -> str:
     return _toggle_agent(cli, args, True)
+
+
+def _split_ref(ref: str) -> tuple[str, str] | None:
+    """``backend/server`` split at the first ``/``, as HAProxy does; None without one."""
+    be_name, sep, srv_name = ref.partition("/")
+    return (be_name, srv_name) if sep and srv_name else None
+
+
+@command(
+    "add server",
+    Level.ADMIN,
+    "add server <bk>/<srv>",
+    "create a new server",
+)
+def _add_server(cli: Cli, args: list[str]) -> str:
+    ref = _split_ref(args[0]) if args else None
+    if ref is None:
+        return Bare("Require 'backend/server'.\n")
+    if cli.state.dynamic is None:
+        return "Servers cannot be added here.\n"
+    be_name, srv_name = ref
+    backend = cli.state.backend(be_name)
+    if backend is None:
+        return Bare("No such backend.\n")
+    return cli.state.dynamic.add(backend.name, [srv_name, *args[1:]])
+
+
+@command(
+    "del server",
+    Level.ADMIN,
+    "del server <bk>/<srv>",
+    "remove a dynamically added server",
+)
+def _del_server(cli: Cli, args: list[str]) -> str:
+    ref = _split_ref(args[0]) if args else None
+    if ref is None:
+        return Bare("Require 'backend/server'.\n")
+    if cli.state.dynamic is None:
+        return "Servers cannot be removed here.\n"
+    be_name, srv_name = ref
+    backend = cli.state.backend(be_name)
+    if backend is None:
+        return Bare("No such backend.\n")
+    return cli.state.dynamic.delete(backend.name, srv_name)
 
 
 @command(

@@ -25,7 +25,7 @@ from twisted.logger import Logger
 from zope.interface import implementer  # type: ignore[import-untyped]
 
 from haconfig.model import StatsLevel
-from proxy.stats._cli import Cli, CliParser, Level
+from proxy.stats._cli import Bare, Cli, CliParser, Level
 from proxy.stats._state import StatsState
 
 log = Logger()
@@ -83,7 +83,8 @@ class StatsProtocol(Protocol):
                 out = ""
             else:
                 out = self.cli.execute(words)
-            self._write(out + ("\n> " if self.interactive else "\n"))
+            end = "\n" if not isinstance(out, Bare) else ""
+            self._write(out + end + ("> " if self.interactive else ""))
         if not self.interactive:
             self._close()
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from proxy.checks import CheckService, ServerChecker
 from proxy.server import Server
@@ -86,6 +86,15 @@ class ProxyInfo:
 SessionKiller = Callable[[Server], int]
 
 
+class ServerAdder(Protocol):
+    """``add server`` / ``del server`` (proxy.stats._wiring.DynamicServers): each returns
+    the reply text."""
+
+    def add(self, backend: str, words: list[str]) -> str: ...
+
+    def delete(self, backend: str, name: str) -> str: ...
+
+
 @dataclass
 class StatsState:
     """Everything the runtime API can read or change, in config order."""
@@ -99,6 +108,9 @@ class StatsState:
     kill_sessions: SessionKiller | None = None
     current_conns: Callable[[], int] = lambda: 0
     cum_conns: Callable[[], int] = lambda: 0
+    #: ``add server`` / ``del server``; None where servers cannot be added (a view
+    #: built from plain parts)
+    dynamic: ServerAdder | None = None
 
     def __post_init__(self) -> None:
         if self.start_time is None:

@@ -20,7 +20,9 @@ from typing import Any
 
 from twisted.application.service import MultiService
 
-from proxy.checks import CheckService, EventLog, SessionKiller, start_checks
+from haconfig.parse import ServerLineError, parse_server_words
+from proxy.checks import CheckConfigError, CheckService, EventLog, SessionKiller, start_checks
+from proxy.stats._cli import Bare
 from proxy.stats._http import StatsHttpService
 from proxy.stats._socket import StatsSocketService
 from proxy.stats._state import StatsState
@@ -38,6 +40,54 @@ def syslog_events(logger: Any) -> EventLog:
             sink.emit(message, LEVELS.get(level, LEVELS["info"]))
 
     return emit
+
+
+class DynamicServers:
+    """``add server`` and ``del server`` over the runtime (servers, pools) and the checks
+    (one checker per server); the replies are HAProxy 2.6's."""
+
+    def __init__(self, runtime: Any, checks: dict[str, CheckService]) -> None:
+        self.runtime = runtime
+        self.checks = checks
+
+    def add(self, backend: str, words: list[str]) -> str:
+        from proxy.runtime import DynamicServerError
+
+        if backend not in self.runtime.backends:
+            return Bare("No such backend.\n")
+        try:
+            srv_model = parse_server_words(backend, words)
+        except ServerLineError as exc:
+            text = str(exc)
+            # HAProxy's port message carries its own newline, before the alert's
+            return f"{text}\n\n" if text.startswith("invalid character") else f"{text}\n"
+        try:
+            server = self.runtime.add_server(backend, srv_model)
+        except DynamicServerError as exc:
+            text = f"{exc}\n"
+            # HAProxy's own checks answer bare; the parser's alerts end with a blank line
+            return Bare(text) if text.startswith(("No such", "Backend must")) else text
+        service = self.checks.get(backend)
+        if service is not None:
+            try:
+                service.add(server, srv_model)
+            except CheckConfigError as exc:
+                server.set_admin("maint")
+                self.runtime.delete_server(backend, server.name)
+                return f"{exc}\n"
+        return "New server registered.\n"
+
+    def delete(self, backend: str, name: str) -> str:
+        from proxy.runtime import DynamicServerError
+
+        try:
+            self.runtime.delete_server(backend, name)
+        except DynamicServerError as exc:
+            return Bare(f"{exc}\n")
+        service = self.checks.get(backend)
+        if service is not None:
+            service.remove(name)
+        return Bare("Server deleted.\n")
 
 
 class ObservabilityService(MultiService):
@@ -84,6 +134,8 @@ class ObservabilityService(MultiService):
             service.kill_sessions = kill_sessions
             checks[proxy.name] = service
         state = StatsState.from_runtime(runtime, checks, kill_sessions=kill_sessions)
+        if hasattr(runtime, "add_server"):
+            state.dynamic = DynamicServers(runtime, checks)
         obs = cls(state, checks)
         obs.loggers = loggers
         for service in checks.values():
