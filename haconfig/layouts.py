@@ -147,6 +147,10 @@ class ImpalaAgent:
     #: "queries": the agent also answers a weight from each coordinator's registered
     #: queries (``impala-lb agent --weight-by queries``); servers are then weighted 100
     weights: str = "none"
+    #: ``slowstart`` (ms) of the ``leastconn`` servers: a coordinator that comes back (or
+    #: joins) has no connection, and leastconn would send it every new client at once
+    #: while its caches are cold; 0 = off
+    slowstart: int = 10_000
 
 
 @dataclass(frozen=True)
@@ -406,6 +410,9 @@ def description_from_mapping(
             address=agent_r.string("address", "127.0.0.1") or "127.0.0.1",
             interval=agent_r.time("interval", 1_000),
             weights=agent_r.string("weights", "none") or "none",
+            slowstart=0
+            if agent_r.get("slowstart") in ("0", "0s")
+            else agent_r.time("slowstart", 10_000),
         )
         agent_r.done()
         if agent.weights not in ("none", "queries"):
@@ -757,6 +764,7 @@ def _coordinator_server(
             agent_port=desc.agent.port,
             agent_send=name + (" weight\n" if weighted else "\n"),
             agent_inter=desc.agent.interval,
+            slowstart=(desc.agent.slowstart or None) if leastconn else None,
         ).over(params)
     return Server(name, c.host, getattr(c, port_of), params=params)
 

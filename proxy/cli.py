@@ -3,6 +3,7 @@
 HAProxy's flags where they exist::
 
     impala-lb -f FILE [-f FILE...] [-p PIDFILE] [-d]   run in the foreground
+        [--impala-agent HOST:PORT]                     ... with the Impala controller inside
     impala-lb -c [-q] -f FILE [-f FILE...]             check the configuration (exit 0/1/2)
     impala-lb render ...                               render a config (haconfig.rendercli)
     impala-lb cluster up|status|stop|kill|start ...    a local Impala cluster behind it
@@ -59,6 +60,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-p", dest="pidfile", metavar="PIDFILE", help="write the pid here")
     p.add_argument("-d", dest="debug", action="store_true", help="debug: log to stderr")
     p.add_argument("-V", dest="verbose", action="store_true", help="verbose")
+    p.add_argument(
+        "--impala-agent",
+        metavar="HOST:PORT",
+        help="run the Impala controller in-process: answer agent-checks on HOST:PORT and "
+        "keep the backends whose servers ask it equal to the cluster's membership "
+        "(docs/impala-agent.md)",
+    )
     return p
 
 
@@ -97,10 +105,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not opts.files:
         print("impala-lb: no configuration file given (-f FILE)", file=sys.stderr)
         return 1
-    return run(opts.files, pidfile=opts.pidfile, debug=opts.debug)
+    agent: tuple[str, int] | None = None
+    if opts.impala_agent:
+        host, sep, port = opts.impala_agent.rpartition(":")
+        if not sep or not port.isdigit():
+            print(f"impala-lb: --impala-agent expects HOST:PORT, got {opts.impala_agent!r}")
+            return 1
+        agent = (host or "127.0.0.1", int(port))
+    return run(opts.files, pidfile=opts.pidfile, debug=opts.debug, agent=agent)
 
 
-def run(files: Sequence[str], *, pidfile: str | None = None, debug: bool = False) -> int:
+def run(
+    files: Sequence[str],
+    *,
+    pidfile: str | None = None,
+    debug: bool = False,
+    agent: tuple[str, int] | None = None,
+) -> int:
     """Run the balancer on ``files`` until SIGTERM/SIGINT (or SIGUSR1 and drain)."""
     from twisted.internet import epollreactor
     from twisted.internet.error import ReactorAlreadyInstalledError
@@ -202,6 +223,27 @@ def run(files: Sequence[str], *, pidfile: str | None = None, debug: bool = False
         return _observability(runtime, reactor)
 
     reloader = Reloader(files, runtime, notifier, build_observability, observability)
+    controller = None
+    if agent is not None:
+        from proxy.impala import Controller
+        from proxy.stats import command_api
+
+        def stats_state() -> Any:
+            obs = reloader.observability
+            return obs.state if obs is not None else None
+
+        controller = Controller(reactor, agent, config=config, api=command_api(stats_state))
+        reloader.on_applied.append(lambda: controller.reconfigure(runtime.config))
+        try:
+            controller.start()
+        except Exception as e:
+            print(f"[ALERT]    ({os.getpid()}) : impala agent: {e}", file=sys.stderr)
+            observability.stopService()
+            runtime.stop()
+            if pidpath:
+                with contextlib.suppress(OSError):
+                    os.unlink(pidpath)
+            return 1
     signal.signal(signal.SIGHUP, reload)
     signal.signal(signal.SIGTERM, hard_stop)
     signal.signal(signal.SIGINT, hard_stop)
@@ -210,6 +252,8 @@ def run(files: Sequence[str], *, pidfile: str | None = None, debug: bool = False
     notifier.ready()
     reactor.run(installSignalHandlers=False)
     notifier.stopping()
+    if controller is not None:
+        controller.stop()
     watchdog.stopService()
     if reloader.observability is not None:
         reloader.observability.stopService()

@@ -515,6 +515,8 @@ class Reloader:
         self.last_report: ReloadReport | None = None
         #: set by a soft stop (SIGUSR1): a reload must not open listeners again
         self.stopping = False
+        #: called after a new config was applied (the Impala controller re-reads it)
+        self.on_applied: list[Callable[[], object]] = []
 
     def read(self) -> ParseResult:
         """Parse the files through all three stages (server names resolved): blocking,
@@ -582,6 +584,11 @@ class Reloader:
             return
         self.applied += 1
         self.last_report = report
+        for callback in self.on_applied:
+            try:
+                callback()
+            except Exception:
+                log.failure("reload: a listener of the new config failed")
         rebuild_observability(self.observability, self.build_observability, self._done)
 
     def _done(self, observability: Any) -> None:

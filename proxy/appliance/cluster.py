@@ -51,6 +51,13 @@ class Daemon:
     web_port: int | None
     role_metric: str | None = None
     pid: int | None = None
+    #: the name the balancer knows it by ("" = its own name); an impalad added to a
+    #: running cluster is named by its host, as the Impala controller names it
+    server: str = ""
+
+    @property
+    def server_name(self) -> str:
+        return self.server or self.name
 
     @property
     def health_url(self) -> str | None:
@@ -70,10 +77,14 @@ def plan(
     bind: str = "127.0.0.1",
     bins: Path | None = None,
     net: str = "127.0.0",
+    balancer: str = "impala-lb",
 ) -> list[Daemon]:
-    """The daemons of the default local cluster, in start order; state lives below ``run``."""
+    """The daemons of the default local cluster, in start order; state lives below ``run``.
+
+    ``balancer`` is ``impala-lb`` (the Impala controller in-process) or ``haproxy``
+    (Debian's HAProxy on the same rendered config, the controller beside it as
+    ``impala-lb agent``)."""
     bins = bins or bindir()
-    logs = run / "logs"
     warehouse = run / "warehouse"
     ss_hosts = [f"{net}.21", f"{net}.22"]
     cat_hosts = [f"{net}.31", f"{net}.32"]
@@ -120,43 +131,60 @@ def plan(
             )
         )
     for i in range(impalads):
-        host = f"{net}.{11 + i}"
-        name = f"impalad-{i + 1}"
-        argv = [
-            str(bins / "impalad"),
-            f"--listen_host={host}",
-            f"--hostname={host}",
-            f"--warehouse_dir={warehouse}",
-            f"--log_dir={logs / name}",
-            *_statestore_flags(ss_hosts),
-        ]
-        argv += [f"--catalog_service_host={cat_hosts[0]}", "--enable_catalogd_ha"]
-        daemons.append(Daemon(name, "impalad", host, argv, 25000))
-    coordinators = [d for d in daemons if d.kind == "impalad"]
-    daemons.append(
-        Daemon(
-            AGENT_NAME,
-            "agent",
-            bind,
-            [
-                str(bins / "impala-lb"),
+        daemons.append(impalad(i + 1, net, run, bins, ss_hosts, cat_hosts[0]))
+    cfg = str(run / "haproxy.cfg")
+    agent = f"{bind}:{AGENT_PORT}"
+    if balancer == "haproxy":
+        daemons.append(
+            Daemon(
+                AGENT_NAME,
                 "agent",
-                f"--listen={bind}:{AGENT_PORT}",
-                *(f"--coordinator={d.name}=http://{d.host}:{d.web_port}" for d in coordinators),
-            ],
-            None,
+                bind,
+                [
+                    str(bins / "impala-lb"),
+                    "agent",
+                    f"--listen={agent}",
+                    f"--config={cfg}",
+                    f"--stats-socket={run / 'admin.sock'}",
+                ],
+                None,
+            )
         )
-    )
-    daemons.append(
-        Daemon(
-            LB_NAME,
-            "impala-lb",
-            bind,
-            [str(bins / "impala-lb"), "-f", str(run / "haproxy.cfg"), "-p", str(run / "lb.pid")],
-            None,
-        )
-    )
+        lb = [HAPROXY, "-db", "-f", cfg, "-p", str(run / "lb.pid")]
+    else:
+        lb = [
+            str(bins / "impala-lb"),
+            "-f",
+            cfg,
+            "-p",
+            str(run / "lb.pid"),
+            f"--impala-agent={agent}",
+        ]
+    daemons.append(Daemon(balancer, "impala-lb", bind, lb, None))
     return daemons
+
+
+#: Debian's HAProxy, for ``cluster up --balancer haproxy``
+HAPROXY = "/usr/sbin/haproxy"
+
+
+def impalad(
+    index: int, net: str, run: Path, bins: Path, ss_hosts: Sequence[str], catalog: str
+) -> Daemon:
+    """The ``index``-th impalad (from 1): on ``<net>.<10 + index>``, Impala's ports."""
+    host = f"{net}.{10 + index}"
+    name = f"impalad-{index}"
+    argv = [
+        str(bins / "impalad"),
+        f"--listen_host={host}",
+        f"--hostname={host}",
+        f"--warehouse_dir={run / 'warehouse'}",
+        f"--log_dir={run / 'logs' / name}",
+        *_statestore_flags(ss_hosts),
+        f"--catalog_service_host={catalog}",
+        "--enable_catalogd_ha",
+    ]
+    return Daemon(name, "impalad", host, argv, 25000)
 
 
 def _statestore_flags(hosts: Sequence[str]) -> list[str]:
@@ -183,8 +211,10 @@ def description(daemons: Iterable[Daemon], *, port: int, bind: str, run: Path) -
         },
         "stats": {"socket": str(run / "admin.sock"), "page": {"port": 8404, "bind": bind}},
     }
-    if any(d.kind == "agent" for d in ds):
-        # leastconn weighed by Impala's registered queries (bench.bench_impala_balance)
+    if any(d.kind in ("agent", "impala-lb") for d in ds):
+        # the Impala controller (in-process in impala-lb, beside HAProxy as its own
+        # process); leastconn weighed by Impala's registered queries
+        # (bench.bench_impala_balance)
         desc["impala_agent"] = {
             "port": AGENT_PORT,
             "address": bind,
@@ -457,7 +487,17 @@ def cmd_up(args: argparse.Namespace) -> int:
             print(f"a cluster is already running from {run}; 'impala-lb cluster stop' first")
             return 1
     run.mkdir(parents=True, exist_ok=True)
-    daemons = plan(run, impalads=args.impalads, port=args.port, bind=args.bind, net=args.net)
+    if args.balancer == "haproxy" and not Path(HAPROXY).exists():
+        print(f"--balancer haproxy needs Debian's HAProxy ({HAPROXY}): apt-get install haproxy")
+        return 1
+    daemons = plan(
+        run,
+        impalads=args.impalads,
+        port=args.port,
+        bind=args.bind,
+        net=args.net,
+        balancer=args.balancer,
+    )
     for d in daemons:
         if d.kind == "impalad":
             d.argv += args.impalad_flag
@@ -477,7 +517,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         save(run, daemons, args.port)
         for d in group:
             if d.kind == "impala-lb":
-                ok = wait_listening(d, args.bind, args.port, deadline)
+                ok = wait_listening(d, args.bind, args.port, deadline) and (
+                    d.name != LB_NAME or wait_listening(d, args.bind, AGENT_PORT, deadline)
+                )
             elif d.kind == "agent":
                 ok = wait_listening(d, args.bind, AGENT_PORT, deadline)
             else:
@@ -500,7 +542,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         f"""
 impala-lb: a local Impala cluster is up ({run})
   {len(impalads)} impalads, {sum(d.kind == "statestored" for d in daemons)} statestoreds (HA), \
-{sum(d.kind == "catalogd" for d in daemons)} catalogds (HA), the balancer in front.
+{sum(d.kind == "catalogd" for d in daemons)} catalogds (HA), {args.balancer} in front \
+(Impala controller {"in-process" if args.balancer == LB_NAME else "beside it: impala-agent"}).
 
   {shell} -i {host}:{args.port}          # impala-shell, JDBC, ODBC (leastconn)
   {shell} -i {host}:{args.port + 1}          # Hue's port (source affinity)
@@ -509,6 +552,7 @@ impala-lb: a local Impala cluster is up ({run})
   admin socket: echo "show stat" | socat stdio unix:{run / "admin.sock"}
 
   {lb} cluster --dir {run} status | stop | kill <daemon> | start <daemon> | restart [impalad-N]
+  {lb} cluster --dir {run} add impalad      # one more coordinator joins, no reload
 """,
         flush=True,
     )
@@ -522,14 +566,16 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"{'daemon':<15} {'pid':>8}  {'process':<8} {'role':<8} {'balancer sees':<14} address")
     for d in daemons:
         alive = _alive(d.pid)
-        seen = view.get(d.name, "-") if d.kind == "impalad" else "-"
+        seen = view.get(d.server_name, "-") if d.kind == "impalad" else "-"
         if d.kind == "impala-lb":
             where = f"{d.host}:{port}"
+            if d.name == LB_NAME:
+                where += f", agent-check on :{AGENT_PORT}"
         elif d.kind == "agent":
             where = f"{d.host}:{AGENT_PORT} (agent-check)"
         else:
             where = f"{d.host} (web {d.web_port})"
-        why = _agent_reason(run, d.name, daemons) if d.kind == "impalad" else ""
+        why = _agent_reason(run, d.server_name, daemons) if d.kind == "impalad" else ""
         print(
             f"{d.name:<15} {d.pid or '-':>8}  {'running' if alive else 'stopped':<8} "
             f"{role(d) if alive else '-':<8} {seen:<14} {where}" + (f"  ({why})" if why else "")
@@ -585,7 +631,9 @@ def agent_command(
     ``daemons`` saves reading the state again when the caller has it."""
     if daemons is None:
         daemons, _ = load(run)
-    agent = next((d for d in daemons if d.kind == "agent"), None)
+    # the controller runs in impala-lb, or beside HAProxy as its own daemon; both listen
+    # on the balancer's address
+    agent = next((d for d in daemons if d.kind in ("agent", "impala-lb")), None)
     if agent is None:
         raise OSError("this cluster runs no Impala agent")
     with socket.create_connection((agent.host, AGENT_PORT), timeout=timeout) as s:
@@ -625,10 +673,11 @@ def restart_coordinator(
 
     daemons, port = load(run)
     d = _find_daemon(daemons, name)
-    if agent_command(run, f"drain {name}") != "ok":
+    server = d.server_name
+    if agent_command(run, f"drain {server}") != "ok":
         say(f"the agent does not know {name}")
         return False
-    if not until("the drain", lambda: all(v(name) == {"DRAIN (agent)"} for v in watch)):
+    if not until("the drain", lambda: all(v(server) == {"DRAIN (agent)"} for v in watch)):
         return False
     say(f"{name}: drained; shutting down gracefully")
     if d.pid is not None and _alive(d.pid):
@@ -641,7 +690,7 @@ def restart_coordinator(
     if not wait_healthy(d, deadline):
         say(f"{name} did not become healthy")
         return False
-    if not until("clients again", lambda: all(v(name) == {"UP"} for v in watch)):
+    if not until("clients again", lambda: all(v(server) == {"UP"} for v in watch)):
         return False
     say(f"{name}: restarted (pid {d.pid}) and taking clients")
     return True
@@ -653,6 +702,45 @@ def cmd_restart(args: argparse.Namespace) -> int:
     for name in names:
         if not restart_coordinator(run, name, timeout=args.timeout):
             return 1
+    return 0
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    """``cluster add impalad``: one more impalad joins the running cluster; the Impala
+    controller sees it in the membership and adds it to the balancer (no config edit,
+    no reload)."""
+    run: Path = args.dir.resolve()
+    daemons, port = load(run)
+    existing = [d for d in daemons if d.kind == "impalad"]
+    if not existing:
+        print("this cluster has no impalad to model the new one on")
+        return 1
+    index = max(int(d.name.rpartition("-")[2]) for d in existing) + 1
+    if index > 9:
+        print("a local cluster holds at most 9 impalads (.11-.19)")
+        return 1
+    net = existing[0].host.rpartition(".")[0]
+    bins = Path(existing[0].argv[0]).parent
+    ss = [d.host for d in daemons if d.kind == "statestored"]
+    cat = next(d.host for d in daemons if d.kind == "catalogd")
+    new = impalad(index, net, run, bins, ss, cat)
+    # the flags `cluster up --impalad-flag` gave the first impalads
+    model = impalad(1, net, run, bins, ss, cat)
+    new.argv += [a for a in existing[0].argv if a not in model.argv]
+    new.server = new.host  # how the controller names a coordinator it discovers
+    daemons.insert(daemons.index(existing[-1]) + 1, new)
+    spawn(new, run)
+    save(run, daemons, port)
+    if not wait_healthy(new, time.monotonic() + args.timeout):
+        print(f"{new.name} did not become healthy; see {run / 'logs' / (new.name + '.out')}")
+        return 1
+    deadline = time.monotonic() + args.timeout
+    while balancer_states(run, new.server) != {"UP"}:
+        if time.monotonic() > deadline:
+            print(f"{new.name} is up, but the balancer has not added it (see its log)")
+            return 1
+        time.sleep(0.1)
+    print(f"{new.name} ({new.host}) joined; the balancer serves it as server {new.server}")
     return 0
 
 
@@ -692,7 +780,18 @@ def main(argv: list[str]) -> int:
         metavar="--NAME=VALUE",
         help="one more flag for every impalad (repeatable), e.g. --shutdown_grace_period_s=5",
     )
+    up.add_argument(
+        "--balancer",
+        choices=[LB_NAME, "haproxy"],
+        default=LB_NAME,
+        help="impala-lb (the Impala controller in-process), or Debian's HAProxy on the same "
+        "rendered config with the controller beside it (impala-lb agent)",
+    )
     up.set_defaults(func=cmd_up)
+    add = sub.add_parser("add", help="start one more impalad that joins the running cluster")
+    add.add_argument("what", choices=["impalad"])
+    add.add_argument("--timeout", type=float, default=60.0)
+    add.set_defaults(func=cmd_add)
     sub.add_parser("status", help="every daemon, its role and health").set_defaults(func=cmd_status)
     sub.add_parser("stop", help="stop every daemon").set_defaults(func=cmd_stop)
     rs = sub.add_parser(

@@ -46,6 +46,18 @@ MANIFEST = STATE_DIR / "install-manifest.json"
 USER = "impala-lb"
 
 
+#: impala-lb-agent.service's arguments: the controller beside Debian's HAProxy
+AGENT_ARGS = """\
+# impala-lb-agent.service: the Impala controller beside HAProxy, one argument per line.
+# HAProxy's servers ask it with: agent-check agent-addr 127.0.0.1 agent-port 25999
+# agent-send "<name>\\n" (impala-lb render writes them); its admin socket must let the
+# impala-lb user in (stats socket ... mode 660 level admin group impala-lb).
+--listen=127.0.0.1:25999
+--config=/etc/haproxy/haproxy.cfg
+--stats-socket=/run/haproxy/admin.sock
+"""
+
+
 @dataclasses.dataclass(frozen=True)
 class Planned:
     """One file ``install`` puts in place: where (without the root) and what."""
@@ -66,14 +78,11 @@ def planned_files(bindir: Path, port: int = 5000) -> list[Planned]:
     for d in daemons:
         if d.kind == "impala-lb":
             continue
-        if d.kind == "agent":
-            lines = ["# impala-lb-agent.service: one argument per line", *d.argv[2:]]
-            files.append(Planned(CONFIG_DIR / "agent.args", "\n".join(lines) + "\n"))
-            continue
         kind, _, instance = d.name.rpartition("-")
         lines = [f"# {d.kind} instance {instance}: read by {kind}@{instance}.service"]
         lines += d.argv[1:]
         files.append(Planned(CONFIG_DIR / f"{kind}-{instance}.flags", "\n".join(lines) + "\n"))
+    files.append(Planned(CONFIG_DIR / "agent.args", AGENT_ARGS))
     files.append(
         Planned(
             Path("/etc/default/impala-lb"),

@@ -140,6 +140,12 @@ class ServerChecker:
         self.agent_down = False
         self.agent_drain = False
         self.kill_sessions: SessionKiller | None = None
+        #: a server added at run time that no check has found up yet: it leaves
+        #: maintenance DOWN, and the first check (or agent) that says up brings it UP,
+        #: as HAProxy 2.6 treats a dynamic server
+        self.unproven = server.dynamic
+        if self.unproven:
+            self.health.value = 0
         self._call: DelayedCall | None = None
         self._agent_call: DelayedCall | None = None
         self._running = False
@@ -372,7 +378,10 @@ class ServerChecker:
             via = f"via agent : {words}"
             if reply.health == "up":
                 self.last_agent = CheckResult(CheckStatus.L7OK, via, 0, duration)
-                if self.agent_down:
+                if self.unproven and server.op is OpState.DOWN and not server.admin.maint:
+                    self.agent_down = False
+                    self._mark_up(_describe(self.last_agent))
+                elif self.agent_down:
                     self.agent_down = False
                     if self.health.up or not self.enabled:
                         self._mark_up(_describe(self.last_agent))
@@ -394,8 +403,14 @@ class ServerChecker:
         server = self.server
         entering_maint = server.admin.maint and not change.old_admin.maint
         leaving_maint = change.old_admin.maint and not server.admin.maint
-        if leaving_maint:
+        checked = (self.enabled and self.settings is not None) or (
+            self.agent_enabled and self.agent is not None
+        )
+        if leaving_maint and self.unproven and checked:
+            self.agent_down = False  # DOWN until a check or the agent says up
+        elif leaving_maint:
             # leaving maintenance: UP at health == rise, the next check decides (spec 2.4)
+            self.unproven = False
             self.health.restart()
             self.agent_down = False
             if server.op is OpState.DOWN:
@@ -490,6 +505,7 @@ class ServerChecker:
         return int(requeued(self.server)) if callable(requeued) else 0
 
     def _mark_up(self, why: str) -> None:
+        self.unproven = False
         self._quiet += 1
         try:
             self.server.set_operational("up", why)

@@ -43,7 +43,7 @@ class UnreadableState(ValueError):
     """A page was not the JSON document Impala serves (garbage, HTML, a field missing)."""
 
 
-def _document(body: bytes, what: str) -> dict[str, Any]:
+def read_document(body: bytes, what: str) -> dict[str, Any]:
     try:
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError) as e:
@@ -63,8 +63,8 @@ def _flag(doc: dict[str, Any], key: str, what: str) -> bool:
 def read_state(root: bytes, metrics: bytes) -> CoordinatorState:
     """The state from the bodies of ``/?json`` and ``/jsonmetrics``; raises
     :class:`UnreadableState` for anything Impala would not have served."""
-    page = _document(root, "/?json")
-    flat = _document(metrics, "/jsonmetrics")
+    page = read_document(root, "/?json")
+    flat = read_document(metrics, "/jsonmetrics")
     started = page.get("process_start_time")
     started = started if isinstance(started, str) else ""
     if not _flag(page, "is_coordinator", "/?json"):
@@ -89,6 +89,9 @@ def load_weight(state: CoordinatorState) -> int:
 #: agent-check answers (HAProxy 2.6 agent protocol: an admin word, an operational word)
 REPLIES = {
     State.READY: b"ready up\n",
-    State.QUIESCING: b"drain\n",
+    # "up" with "drain": HAProxy keeps the text after '#' only with a health word, so the
+    # reason shows in show stat (last_agt); the coordinator is alive, DRAIN sends it no
+    # new client
+    State.QUIESCING: b"drain up\n",
     State.NOT_READY: b"ready down\n",
 }

@@ -19,8 +19,10 @@ Replies are byte-identical to HAProxy 2.6.12's for the commands we implement
   ``need_conn_est`` is the current sessions; ``typed``/``json`` are not supported.
 - proxies are numbered (``iid``) from 2 in config order.
 - ``stats socket`` ``user``/``group``/``expose-fd`` are accepted but not applied;
-  ``set server`` ``addr|agent-addr|agent-port|agent-send|check-addr|check-port|fqdn|ssl``,
+  ``set server`` ``agent-addr|agent-port|agent-send|check-addr|check-port|fqdn|ssl``,
   ``clear counters``, ``show sess`` and the master CLI are not implemented.
+- ``add server`` resolves a host name at once (HAProxy 2.6 keeps it unresolved and the
+  server unusable: ``init-addr none``), or refuses it.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from proxy.stats._state import (
     ProxyInfo,
     StatsState,
 )
-from proxy.stats._wiring import ObservabilityService, syslog_events
+from proxy.stats._wiring import ObservabilityService, command_api, syslog_events
 
 __all__ = [
     "FIELDS",
@@ -56,6 +58,7 @@ __all__ = [
     "StatsResource",
     "StatsSocketService",
     "StatsState",
+    "command_api",
     "metrics_path",
     "render_metrics",
     "render_page",

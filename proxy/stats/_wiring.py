@@ -16,13 +16,15 @@ Check state-change lines go, as in HAProxy, to each backend's ``log`` targets
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from twisted.application.service import MultiService
+from twisted.internet.defer import Deferred, fail, succeed
 
 from haconfig.parse import ServerLineError, parse_server_words
 from proxy.checks import CheckConfigError, CheckService, EventLog, SessionKiller, start_checks
-from proxy.stats._cli import Bare
+from proxy.stats._cli import Bare, Cli, Level, split_commands
 from proxy.stats._http import StatsHttpService
 from proxy.stats._socket import StatsSocketService
 from proxy.stats._state import StatsState
@@ -40,6 +42,25 @@ def syslog_events(logger: Any) -> EventLog:
             sink.emit(message, LEVELS.get(level, LEVELS["info"]))
 
     return emit
+
+
+def command_api(state: Callable[[], StatsState | None]) -> Callable[[str], Deferred[str]]:
+    """The runtime API in-process: one command line at admin level against the view
+    ``state()`` returns now (it changes with each reload), fired with the reply as the
+    stats socket would send it; fails when there is no view (stats restarting)."""
+
+    def send(line: str) -> Deferred[str]:
+        current = state()
+        if current is None:
+            return fail(RuntimeError("the runtime API is restarting"))
+        cli = Cli(current, Level.ADMIN)
+        replies = []
+        for words in split_commands(line):
+            out = cli.execute(words)
+            replies.append(out if isinstance(out, Bare) else out + "\n")
+        return succeed("".join(replies))
+
+    return send
 
 
 class DynamicServers:

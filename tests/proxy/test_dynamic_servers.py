@@ -80,6 +80,7 @@ SCRIPT = [
     "del server be/n1",
     "enable health be/n3",
     "enable agent be/n3",
+    "enable server be/n3",  # DOWN until a check passes (nothing listens on its port)
 ]
 
 #: show servers state columns compared: srv_id srv_name srv_addr srv_op_state
@@ -269,3 +270,27 @@ def test_reload_drops_added_servers_unless_the_file_has_them() -> None:
     assert report.servers_removed == ["be/gone"]
     assert _pool(runtime).server("kept") is kept and kept is not None and kept.usable
     assert runtime.dynamic == {}
+
+
+def test_a_checked_added_server_waits_for_its_checks() -> None:
+    """With a health check, an added server leaves maintenance DOWN and needs ``rise``
+    passing checks to come UP (HAProxy 2.6 starts its health at 0), so it gets no client
+    before it is known good; without any check it is UP at once."""
+    from proxy.checks._status import CheckResult, CheckStatus
+
+    _, runtime, cli, obs = _running()
+    cli.execute(["add", "server", "be/n", "127.0.0.2:21050", "check", "rise", "2"])
+    cli.execute(["enable", "health", "be/n"])
+    cli.execute(["enable", "server", "be/n"])
+    n = _pool(runtime).server("n")
+    checker = obs.checks["be"].checker("n")
+    assert n is not None and checker is not None
+    assert n.op is OpState.DOWN
+    checker.apply(CheckResult(CheckStatus.L4OK))
+    assert n.op is OpState.DOWN
+    checker.apply(CheckResult(CheckStatus.L4OK))
+    assert n.usable
+    cli.execute(["add", "server", "be/plain", "127.0.0.3:21050"])
+    cli.execute(["enable", "server", "be/plain"])
+    plain = _pool(runtime).server("plain")
+    assert plain is not None and plain.usable

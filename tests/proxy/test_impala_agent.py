@@ -138,7 +138,7 @@ def test_agent_answers_haproxy_words_and_nothing_when_it_knows_nothing() -> None
     }
     factory = AgentFactory(states.get, Clock(), lambda: [*states, "d"])
     assert _ask(factory, b"a\n") == b"ready up\n"
-    assert _ask(factory, b"b\n") == b"drain #quiescing\n"
+    assert _ask(factory, b"b\n") == b"drain up #quiescing\n"
     assert _ask(factory, b"c\n") == b"ready down #not ready\n"
     assert _ask(factory, b"d\n") == b""
     assert _ask(factory, b"zz\n") == b""
@@ -154,7 +154,7 @@ def test_operator_drain_lasts_until_a_new_process_is_ready() -> None:
     assert _ask(factory, b"a\n") == b"ready up\n"
     assert _ask(factory, b"drain a\n") == b"ok\n"
     assert _ask(factory, b"drain nobody\n") == b"unknown\n"
-    drained = b"drain #drained by the operator\n"
+    drained = b"drain up #drained by the operator\n"
     assert _ask(factory, b"a\n") == drained
     states["a"] = CoordinatorState(State.QUIESCING, started="t1")
     assert _ask(factory, b"a\n") == drained
@@ -199,11 +199,11 @@ def test_weights_follow_registered_queries_not_connections() -> None:
     factory = AgentFactory(states.get, Clock(), lambda: states)
     assert _ask(factory, b"a weight\n") == b"ready up 20%\n"
     assert _ask(factory, b"a\n") == b"ready up\n"
-    assert _ask(factory, b"b weight\n") == b"drain #quiescing\n"
+    assert _ask(factory, b"b weight\n") == b"drain up #quiescing\n"
 
 
 def test_the_reason_carries_impalas_shutdown_status() -> None:
     """A quiescing coordinator's answer names its shutdown status (grace and deadline
     left), on one line however Impala worded it."""
     state = CoordinatorState(State.QUIESCING, "shutdown grace period left: 1s,\ndeadline: 1h")
-    assert state.reply == b"drain #quiescing: shutdown grace period left: 1s, deadline: 1h\n"
+    assert state.reply == b"drain up #quiescing: shutdown grace period left: 1s, deadline: 1h\n"

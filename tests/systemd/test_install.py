@@ -48,18 +48,26 @@ def test_install_puts_units_config_and_flagfiles_in_place(tmp_path: Path) -> Non
     )
 
 
-def test_installed_agent_args_parse_and_name_every_coordinator(tmp_path: Path) -> None:
-    """/etc/impala-lb/agent.args is what impala-lb-agent.service passes as @FILE: the
-    agent's own parser reads it, with every coordinator of the installed config."""
+def test_installed_agent_args_parse_and_the_in_process_agent_matches(tmp_path: Path) -> None:
+    """/etc/impala-lb/agent.args is what impala-lb-agent.service (beside HAProxy) passes
+    as @FILE: the agent's own parser reads it. impala-lb.service runs the controller
+    in-process on the address and port the installed config's servers ask."""
+    import re
+
     from proxy.impala.cli import parser
 
     _install(tmp_path)
     args_file = tmp_path / "etc/impala-lb/agent.args"
     args = parser().parse_args([f"@{args_file}"])
-    assert [c.name for c in args.coordinator] == ["impalad-1", "impalad-2", "impalad-3"]
+    assert args.config == ["/etc/haproxy/haproxy.cfg"]
+    assert args.stats_socket == "/run/haproxy/admin.sock" and args.coordinator == []
     cfg = (tmp_path / "etc/impala-lb/impala-lb.cfg").read_text()
-    host, port = args.listen
+    unit = (tmp_path / "etc/systemd/system/impala-lb.service").read_text()
+    found = re.search(r"^Environment=IMPALA_AGENT=--impala-agent=(\S+):(\d+)$", unit, re.M)
+    assert found is not None and "$IMPALA_AGENT" in unit
+    host, port = found.groups()
     assert f"agent-port {port}" in cfg and f"agent-addr {host}" in cfg
+    assert (host, int(port)) == args.listen
 
 
 def test_installed_config_passes_our_check_and_real_haproxy(tmp_path: Path) -> None:

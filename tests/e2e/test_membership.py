@@ -1,0 +1,111 @@
+"""A pool that follows the cluster, for real: ``impala-lb cluster add impalad`` starts one
+more coordinator, the Impala controller sees it in the membership and adds it to every
+Impala backend (no config edit, no reload); killed, it leaves the membership and its
+servers are deleted; the servers that did not change keep their counters. Once with
+the controller inside impala-lb, once beside Debian's HAProxy (``--balancer haproxy``),
+through the same runtime API."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from proxy.appliance import cluster
+from tests.support.balancer import stat_rows
+from tests.support.cluster import SHELL, cli
+
+NETS = {"impala-lb": "127.0.15", "haproxy": "127.0.16"}
+PORT = 5000
+BACKENDS = ("impala_shell", "impala_hue", "impala_hs2_http")
+
+
+@pytest.fixture(scope="module", params=sorted(NETS))
+def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    balancer = request.param
+    net = NETS[balancer]
+    d = tmp_path_factory.mktemp(f"members-{balancer}")
+    argv = ["--net", net, "--bind", f"{net}.1", "--port", str(PORT), "--balancer", balancer]
+    rc, out = cli(d, "up", *argv)
+    try:
+        assert rc == 0, out + "".join(
+            f"\n--- {p.name}\n{p.read_text()[-2000:]}" for p in (d / "logs").glob("*.out")
+        )
+        yield d
+    finally:
+        cli(d, "stop")
+        daemons, _ = cluster.load(d)
+        assert not any(cluster._alive(x.pid) for x in daemons)
+
+
+def _rows(run: Path) -> dict[tuple[str, str], dict[str, str]]:
+    """(backend, server) -> its ``show stat`` row, for the Impala backends."""
+    text = cluster.admin_command(run, "show stat")
+    return {
+        (be, name): row
+        for be in BACKENDS
+        for name, row in stat_rows(text, be, strip=()).items()
+        if name not in ("FRONTEND", "BACKEND")
+    }
+
+
+def _wait(what: str, ok: Callable[[], bool], timeout: float = 45.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not ok():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def _host(run: Path) -> str:
+    daemons, _ = cluster.load(run)
+    return next(d.host for d in daemons if d.kind == "impala-lb")
+
+
+def test_a_coordinator_that_joins_gets_clients_without_a_reload(run: Path) -> None:
+    """``cluster add impalad``: within seconds every Impala backend has the new
+    coordinator UP, by its host, with no reload; impala-shell sessions reach it."""
+    before = _rows(run)
+    rc, out = cli(run, "add", "impalad", timeout=120)
+    assert rc == 0, out
+    daemons, _ = cluster.load(run)
+    new = next(d for d in daemons if d.name == "impalad-4")
+    assert f"joined; the balancer serves it as server {new.host}" in out
+    rows = _rows(run)
+    for be in BACKENDS:
+        assert rows[(be, new.host)]["status"] == "UP", rows[(be, new.host)]
+    # the others are the same servers: their session totals only grew
+    for key, row in before.items():
+        assert int(rows[key]["stot"]) >= int(row["stot"]) and rows[key]["status"] == "UP"
+    host = _host(run)
+    for _ in range(8):  # leastconn: the newcomer, with no connection, is picked soon
+        if int(_rows(run)[("impala_shell", new.host)]["stot"]) > 0:
+            break
+        r = subprocess.run(
+            [SHELL, "-i", f"{host}:{PORT}", "-q", "select 1"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert r.returncode == 0, r.stdout + r.stderr
+    assert int(_rows(run)[("impala_shell", new.host)]["stot"]) > 0
+    for log in (run / "logs").glob("*.out"):
+        if log.stem in ("impala-lb", "haproxy"):
+            assert "reload" not in log.read_text().lower(), log
+
+
+def test_a_coordinator_that_leaves_is_removed_and_the_rest_stay(run: Path) -> None:
+    """Killed, the new coordinator drops out of the membership: its servers are put in
+    maintenance and deleted; impalad-1..3 keep their state and counters."""
+    daemons, _ = cluster.load(run)
+    new = next(d for d in daemons if d.name == "impalad-4")
+    before = {k: v for k, v in _rows(run).items() if k[1] != new.host}
+    rc, out = cli(run, "kill", "impalad-4")
+    assert rc == 0, out
+    _wait("its servers deleted", lambda: all(k[1] != new.host for k in _rows(run)))
+    after = _rows(run)
+    for key, row in before.items():
+        assert after[key]["status"] == row["status"] == "UP"
+        assert int(after[key]["stot"]) >= int(row["stot"])
