@@ -109,3 +109,26 @@ def test_a_coordinator_that_leaves_is_removed_and_the_rest_stay(run: Path) -> No
     for key, row in before.items():
         assert after[key]["status"] == row["status"] == "UP"
         assert int(after[key]["stot"]) >= int(row["stot"])
+
+
+@pytest.mark.parametrize("run", ["haproxy"], indirect=True)
+def test_a_controller_that_dies_leaves_haproxy_serving_the_last_state(run: Path) -> None:
+    """SIGKILL the controller beside HAProxy: agent-checks fail, which changes nothing;
+    every coordinator stays UP through several agent intervals and queries still run."""
+    before = {k: v["status"] for k, v in _rows(run).items()}
+    assert set(before.values()) == {"UP"}
+    rc, out = cli(run, "kill", cluster.AGENT_NAME)
+    assert rc == 0, out
+    deadline = time.monotonic() + 5  # five agent-inter periods
+    while time.monotonic() < deadline:
+        assert {k: v["status"] for k, v in _rows(run).items()} == before
+        time.sleep(0.5)
+    r = subprocess.run(
+        [SHELL, "-i", f"{_host(run)}:{PORT}", "-q", "select 1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    rc, out = cli(run, "start", cluster.AGENT_NAME)
+    assert rc == 0, out

@@ -1,0 +1,140 @@
+"""Where impala-lb's CPU goes, per workload: py-spy over the balancer, CPU per operation.
+
+Run (py-spy is not a dependency: ``.venv/bin/pip install py-spy`` first)::
+
+    .venv/bin/python -m bench.profile_proxy cps      # new connections (connect, 1 RPC, close)
+    .venv/bin/python -m bench.profile_proxy rt64     # round trips on 64 connections
+    .venv/bin/python -m bench.profile_proxy cps --no-spy   # CPU per operation only
+
+It starts the benchmark's backends and one impala-lb (``bench.bench_proxy``'s config),
+runs the workload for ``--seconds``, and prints the balancer's CPU time per operation
+(user + system, from ``/proc``: what the process itself spent, whatever else the
+machine does) and, with py-spy sampling it, the functions by their own time and by
+their time including callees. Every process is stopped by PID at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+from bench.bench_proxy import CLIENT, proxy_config
+from tests.support.procs import Children, free_port, wait_port
+
+WORKLOADS = {
+    # name: (client kind, which frontend: 0 source / 1 rpc, client argument, ops key)
+    "cps": ("cps", 1, 32, "cps"),
+    "rt64": ("rt", 1, 64, "rps"),
+    "rt1": ("rt", 1, 1, "rps"),
+    "bulk": ("bulk", 0, 1, "MBps"),
+}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of ``pid`` so far, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def top(raw: Path, n: int) -> str:
+    """The ``n`` functions with the most samples, by own time and with callees."""
+    own: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    samples = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = [f for f in stack.split(";") if f]
+        if not frames:
+            continue
+        samples += count
+        own[frames[-1]] += count
+        for frame in set(frames):
+            total[frame] += count
+    if not samples:
+        return "no samples\n"
+    out = [f"{samples} samples\n", "own time:\n"]
+    out += [f"  {100 * c / samples:5.1f}%  {f}\n" for f, c in own.most_common(n)]
+    out.append("including callees:\n")
+    out += [f"  {100 * c / samples:5.1f}%  {f}\n" for f, c in total.most_common(n)]
+    return "".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("workload", choices=sorted(WORKLOADS))
+    ap.add_argument("--seconds", type=float, default=8.0)
+    ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--no-spy", action="store_true", help="CPU per operation only")
+    args = ap.parse_args(argv)
+    kind, which, arg, key = WORKLOADS[args.workload]
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not args.no_spy and not Path(spy).exists():
+        print("py-spy is not installed: .venv/bin/pip install py-spy (or use --no-spy)")
+        return 2
+    tmp = Path(tempfile.mkdtemp(prefix="profile_proxy_"))
+    children = Children()
+    try:
+        src, rpc = free_port(), free_port()
+        children.ready([sys.executable, "-m", "bench.bench_proxy", "--role", "backends",
+                        str(src), str(rpc)])  # fmt: skip
+        fe = (free_port(), free_port())
+        cfg = tmp / "impala-lb.cfg"
+        cfg.write_text(proxy_config("impala-lb", src, rpc, *fe))
+        lb_argv = [str(Path(sys.executable).parent / "impala-lb"), "-f", str(cfg)]
+        raw = tmp / "profile.txt"
+        if args.no_spy:
+            lb = children.popen(lb_argv, stderr=subprocess.DEVNULL)
+            lb_pid = lb.pid
+        else:
+            argv_spy = [spy, "record", "--rate", "499", "--format", "raw", "--nonblocking",
+                        "-o", str(raw), "--", *lb_argv]  # fmt: skip
+            sampler = children.popen(argv_spy, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            deadline = time.monotonic() + 20
+            lb_pid = 0
+            while not lb_pid and time.monotonic() < deadline:
+                kids = subprocess.run(["pgrep", "-P", str(sampler.pid)], capture_output=True)
+                lb_pid = int(kids.stdout.split()[0]) if kids.stdout.split() else 0
+                time.sleep(0.05)
+            assert lb_pid, "py-spy did not start impala-lb"
+        wait_port(fe[which])
+        before = cpu_seconds(lb_pid)
+        out = subprocess.run(
+            [*CLIENT, kind, str(fe[which]), str(arg), str(args.seconds)],
+            capture_output=True,
+            timeout=args.seconds + 60,
+            check=True,
+        )
+        spent = cpu_seconds(lb_pid) - before
+        result = json.loads(out.stdout.decode().strip().splitlines()[-1])
+        ops = result[key] * args.seconds
+        print(f"{args.workload}: {result[key]:,.1f} {key}; impala-lb CPU {spent:.2f} s")
+        if key in ("cps", "rps"):
+            print(f"  {1e6 * spent / max(1.0, ops):.1f} us of impala-lb CPU per operation")
+        os.kill(lb_pid, signal.SIGTERM)
+        if not args.no_spy:
+            deadline = time.monotonic() + 30
+            while not raw.exists() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            time.sleep(0.5)
+            print(top(raw, args.top))
+    finally:
+        children.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
