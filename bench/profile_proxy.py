@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -78,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--top", type=int, default=25)
     ap.add_argument("--no-spy", action="store_true", help="CPU per operation only")
+    ap.add_argument(
+        "--haproxy", action="store_true", help="measure HAProxy (nbthread 1) instead, no py-spy"
+    )
     args = ap.parse_args(argv)
     kind, which, arg, key = WORKLOADS[args.workload]
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
@@ -92,24 +94,24 @@ def main(argv: list[str] | None = None) -> int:
                         str(src), str(rpc)])  # fmt: skip
         fe = (free_port(), free_port())
         cfg = tmp / "impala-lb.cfg"
-        cfg.write_text(proxy_config("impala-lb", src, rpc, *fe))
+        kind_name = "haproxy" if args.haproxy else "impala-lb"
+        cfg.write_text(proxy_config(kind_name, src, rpc, *fe))
         lb_argv = [str(Path(sys.executable).parent / "impala-lb"), "-f", str(cfg)]
+        if args.haproxy:
+            lb_argv = ["haproxy", "-db", "-q", "-f", str(cfg)]
+            args.no_spy = True
         raw = tmp / "profile.txt"
-        if args.no_spy:
-            lb = children.popen(lb_argv, stderr=subprocess.DEVNULL)
-            lb_pid = lb.pid
-        else:
-            argv_spy = [spy, "record", "--rate", "499", "--format", "raw", "--nonblocking",
-                        "-o", str(raw), "--", *lb_argv]  # fmt: skip
-            sampler = children.popen(argv_spy, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            deadline = time.monotonic() + 20
-            lb_pid = 0
-            while not lb_pid and time.monotonic() < deadline:
-                kids = subprocess.run(["pgrep", "-P", str(sampler.pid)], capture_output=True)
-                lb_pid = int(kids.stdout.split()[0]) if kids.stdout.split() else 0
-                time.sleep(0.05)
-            assert lb_pid, "py-spy did not start impala-lb"
+        lb = children.popen(lb_argv, stderr=subprocess.DEVNULL)
+        lb_pid = lb.pid
         wait_port(fe[which])
+        sampler = None
+        if not args.no_spy:
+            # attached once it listens: the profile holds the workload, not the start
+            argv_spy = [spy, "record", "--pid", str(lb_pid), "--rate", "499", "--format",
+                        "raw", "--nonblocking", "--duration", str(int(args.seconds)),
+                        "-o", str(raw)]  # fmt: skip
+            sampler = children.popen(argv_spy, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(1.5)  # py-spy attaches; the balancer's last imports are done
         before = cpu_seconds(lb_pid)
         out = subprocess.run(
             [*CLIENT, kind, str(fe[which]), str(arg), str(args.seconds)],
@@ -120,19 +122,18 @@ def main(argv: list[str] | None = None) -> int:
         spent = cpu_seconds(lb_pid) - before
         result = json.loads(out.stdout.decode().strip().splitlines()[-1])
         ops = result[key] * args.seconds
-        print(f"{args.workload}: {result[key]:,.1f} {key}; impala-lb CPU {spent:.2f} s")
+        print(f"{args.workload}: {result[key]:,.1f} {key}; {kind_name} CPU {spent:.2f} s")
         if key in ("cps", "rps"):
-            print(f"  {1e6 * spent / max(1.0, ops):.1f} us of impala-lb CPU per operation")
-        os.kill(lb_pid, signal.SIGTERM)
-        if not args.no_spy:
-            deadline = time.monotonic() + 30
-            while not raw.exists() and time.monotonic() < deadline:
-                time.sleep(0.1)
-            time.sleep(0.5)
+            print(f"  {1e6 * spent / max(1.0, ops):.1f} us of {kind_name} CPU per operation")
+        if sampler is not None:
+            sampler.wait(60)
             print(top(raw, args.top))
     finally:
         children.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+        if os.environ.get("PROFILE_KEEP"):
+            print(f"raw profile kept in {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

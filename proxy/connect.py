@@ -75,56 +75,118 @@ class SocketDialer:
         self.keepalive = keepalive
 
     def dial(self, host: str, port: int, timeout: float | None) -> Deferred[socket.socket]:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setblocking(False)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if self.keepalive:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        fd = sock.fileno()
-        timer: Any = None
+        """The connected socket, out of the loop's epoll set (for a caller that wraps it:
+        TLS); :meth:`connect` is the fast path the sessions take."""
+        attempt: _Connect | None = None
 
         def cancel(_: Deferred[socket.socket]) -> None:
-            finish()
-            sock.close()
+            if attempt is not None:
+                attempt.cancel()
 
         d: Deferred[socket.socket] = Deferred(cancel)
 
-        def finish() -> None:
-            self.loop.unwatch(fd)
-            if timer is not None and timer.active():
-                timer.cancel()
+        def done(sock: socket.socket | None, error: ConnectError | None) -> None:
+            if sock is not None:
+                self.loop.unpark(sock.fileno())
+                d.callback(sock)
+            else:
+                assert error is not None
+                d.errback(Failure(error))
 
-        def fail(message: str, timed_out: bool = False) -> None:
-            finish()
-            sock.close()
-            d.errback(Failure(ConnectError(message, timeout=timed_out)))
+        attempt = self.connect(host, port, timeout, done)
+        return d
 
-        def ready(events: int) -> None:
-            # Established only when writable with no pending error: EPOLLERR or EPOLLHUP
-            # without EPOLLOUT is a failed connect even if SO_ERROR was already read.
-            try:
-                err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            except OSError as e:
-                err = e.errno or errno.EBADF
-            if err or not events & _EPOLLOUT:
-                fail(errno.errorcode.get(err, str(err)) if err else "connection failed")
-                return
-            finish()
-            d.callback(sock)
+    def connect(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None,
+        done: Callable[[socket.socket | None, ConnectError | None], None],
+    ) -> _Connect:
+        """Start connecting; ``done(sock, None)`` once established, with the socket still
+        in the loop's epoll set for the pump to take over (:meth:`PumpLoop.park`), or
+        ``done(None, error)``; never both, and neither after ``cancel()``. ``done`` may
+        run before this returns (a refusal seen at once)."""
+        return _Connect(self, host, port, timeout, done)
 
+
+class _Connect:
+    """One connection attempt of a :class:`SocketDialer` (no closures, no Deferred)."""
+
+    __slots__ = ("done", "fd", "loop", "sock", "timer")
+
+    def __init__(
+        self,
+        dialer: SocketDialer,
+        host: str,
+        port: int,
+        timeout: float | None,
+        done: Callable[[socket.socket | None, ConnectError | None], None],
+    ) -> None:
+        self.loop = dialer.loop
+        self.done: Callable[[socket.socket | None, ConnectError | None], None] | None = done
+        self.timer: Any = None
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        self.sock = sock
+        self.fd = sock.fileno()
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if dialer.keepalive:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         try:
             rc = sock.connect_ex((host, port))
         except OSError as e:
-            sock.close()
-            return _failed(ConnectError(str(e)))
+            self._fail(str(e), watched=False)
+            return
         if rc not in (0, errno.EINPROGRESS, errno.EAGAIN):
-            sock.close()
-            return _failed(ConnectError(errno.errorcode.get(rc, str(rc))))
-        self.loop.watch(fd, _EPOLLOUT, ready)
+            self._fail(errno.errorcode.get(rc, str(rc)), watched=False)
+            return
+        self.loop.watch(self.fd, _EPOLLOUT, self._ready)
         if timeout:
-            timer = self.clock.callLater(timeout, fail, "connect timeout", True)
-        return d
+            self.timer = dialer.clock.callLater(timeout, self._timed_out)
+
+    def _ready(self, events: int) -> None:
+        # Established only when writable with no pending error: EPOLLERR or EPOLLHUP
+        # without EPOLLOUT is a failed connect even if SO_ERROR was already read.
+        try:
+            err = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        except OSError as e:
+            err = e.errno or errno.EBADF
+        if err or not events & _EPOLLOUT:
+            self._fail(errno.errorcode.get(err, str(err)) if err else "connection failed")
+            return
+        self._stop_timer()
+        self.loop.park(self.fd)
+        done, self.done = self.done, None
+        if done is not None:
+            done(self.sock, None)
+
+    def _timed_out(self) -> None:
+        self.timer = None
+        self._fail("connect timeout", timed_out=True)
+
+    def _stop_timer(self) -> None:
+        if self.timer is not None and self.timer.active():
+            self.timer.cancel()
+        self.timer = None
+
+    def _fail(self, message: str, *, timed_out: bool = False, watched: bool = True) -> None:
+        self._stop_timer()
+        if watched:
+            self.loop.unwatch(self.fd)
+        self.sock.close()
+        done, self.done = self.done, None
+        if done is not None:
+            done(None, ConnectError(message, timeout=timed_out))
+
+    def cancel(self) -> None:
+        """Give up (the client went away): close the socket, call nothing."""
+        if self.done is None:
+            return
+        self.done = None
+        self._stop_timer()
+        self.loop.unwatch(self.fd)
+        self.sock.close()
 
 
 def _failed(err: Exception) -> Deferred[socket.socket]:
@@ -209,6 +271,8 @@ class ClientSession:
         self.attempts = 0
         self.retries = 0
         self.pending: Deferred[Any] | None = None
+        #: the connect in progress on the fast path (no Deferred)
+        self.connecting: _Connect | None = None
         self.turnaround: Any = None
         self.session: Session | None = None
         self.finished = False
@@ -257,12 +321,16 @@ class ClientSession:
     def _acquire(self, avoid: Server | None) -> None:
         assert self.backend is not None
         self.phase = "Q"
-        queue_before = self.backend.pool.queued
-        d = self.backend.pool.acquire(self.conn.src, avoid)
-        self.pending = d
-        if not d.called:
+        pool = self.backend.pool
+        queue_before = pool.queued
+        got = pool.take(self.conn.src, avoid)
+        if not isinstance(got, Deferred):
+            self._assigned(got)  # the common case: a server at once, no Deferred
+            return
+        self.pending = got
+        if not got.called:
             self.rec.backend_queue = queue_before
-        d.addCallbacks(self._assigned, self._no_server).addErrback(self._internal_error)
+        got.addCallbacks(self._assigned, self._no_server).addErrback(self._internal_error)
 
     def _assigned(self, server: Server) -> None:
         self.pending = None
@@ -298,17 +366,37 @@ class ClientSession:
         self.attempts += 1
         server.counters.connect += 1
         host, port = self._target(server)
-        d = be.dialer.dial(host, port, be.timeout_connect)
+        dialer = be.dialer
+        if isinstance(dialer, SocketDialer):
+            # the fast path: a callback, no Deferred, the socket left in the epoll set
+            attempt = dialer.connect(host, port, be.timeout_connect, self._dialed)
+            if attempt.done is not None:  # not refused at once (then a retry runs already)
+                self.connecting = attempt
+            return
+        d = dialer.dial(host, port, be.timeout_connect)
         self.pending = d
         d.addCallbacks(self._connected, self._connect_failed).addErrback(self._internal_error)
+
+    def _dialed(self, sock: socket.socket | None, error: ConnectError | None) -> None:
+        self.connecting = None
+        try:
+            if sock is not None:
+                self._connected(sock)
+            else:
+                assert error is not None
+                self._retry_or_close(error.timeout)
+        except Exception:
+            self._internal_error(Failure())
 
     def _connect_failed(self, failure: Failure) -> None:
         self.pending = None
         if failure.check(CancelledError):
             return
+        self._retry_or_close(isinstance(failure.value, ConnectError) and failure.value.timeout)
+
+    def _retry_or_close(self, timed_out: bool) -> None:
         be, server = self.backend, self.server
         assert be is not None and server is not None
-        timed_out = isinstance(failure.value, ConnectError) and failure.value.timeout
         if self.retries >= be.retries:
             server.counters.econ += 1
             be.pool.counters.econ += 1
@@ -347,7 +435,10 @@ class ClientSession:
 
     def _connected(self, ssock: socket.socket) -> None:
         self.pending = None
-        self._unwatch()
+        if self.watching and self.loop is not None:
+            # the pump takes the client's registration over (PumpLoop.park)
+            self.watching = False
+            self.loop.park(self.sock.fileno())
         be, server = self.backend, self.server
         assert be is not None and server is not None and self.t_assigned is not None
         now = self.clock.seconds()
@@ -386,6 +477,9 @@ class ClientSession:
             return
         if self.pending is not None:
             self.pending.cancel()
+        if self.connecting is not None:
+            self.connecting.cancel()
+            self.connecting = None
         self._close(flags)
 
     # --- the end -------------------------------------------------------------------

@@ -247,6 +247,30 @@ class BackendPool:
         self._dispatch(pending, fresh=True)
         return pending.deferred
 
+    def take(self, client_ip: str, avoid: Server | None = None) -> Server | Deferred[Server]:
+        """:meth:`acquire`, with the common case without a Deferred: the server itself
+        when one takes the connection at once (its slot taken, everything counted as
+        ``acquire`` counts it), else the Deferred ``acquire`` would return. The
+        algorithm is asked once either way (roundrobin's position moves once)."""
+        algo = self._algo
+        picked: Server | None = None
+        if (algo.active_count or algo.backup_count) and not (
+            algo.fair_backend_queue and self._backend_queue
+        ):
+            picked = algo.pick(client_ip, avoid)
+            if picked is not None and picked.has_free_slot:
+                if avoid is None:
+                    self.counters.cum_sessions += 1
+                self._take(picked)
+                return picked
+            pending = _Pending(client_ip, avoid, self._clock.seconds())
+            pending.deferred = Deferred(lambda _d: self._cancel(pending))
+            if avoid is None:
+                self.counters.cum_sessions += 1
+            self._place(pending, picked)
+            return pending.deferred
+        return self.acquire(client_ip, avoid)
+
     def release(self, server: Server) -> None:
         """The connection on ``server`` ended (or failed to connect): free its slot and
         give it to the next queued connection."""
@@ -356,7 +380,10 @@ class BackendPool:
         if self._algo.fair_backend_queue and self._backend_queue:
             self._enqueue(p, None)
             return
-        server = self._algo.pick(p.client_ip, p.avoid)
+        self._place(p, self._algo.pick(p.client_ip, p.avoid))
+
+    def _place(self, p: _Pending, server: Server | None) -> None:
+        """``p`` with the algorithm's choice: assigned, queued, or refused (queue full)."""
         if server is None:
             self._enqueue(p, None)
         elif server.has_free_slot:
@@ -405,15 +432,18 @@ class BackendPool:
         if from_server_queue:
             server.queued -= 1  # moves from queued to served: the load is unchanged
             self._queued_on_servers -= 1
+        self._take(server)
+        p.deferred.callback(server)
+
+    def _take(self, server: Server) -> None:
+        """A connection is given ``server``: its slot, the algorithm's load, the counts."""
         server.take_slot()
         self._served += 1
         self._algo.take_conn(server)
-        now = self._clock.seconds()
         c = self.counters
         c.lbtot += 1
-        c.last_session = now
+        c.last_session = self._clock.seconds()
         c.max_sessions = max(c.max_sessions, self.sessions)
-        p.deferred.callback(server)
 
     def _serve_queues(self, server: Server) -> None:
         """Give free slots of ``server`` to the oldest waiting connections."""

@@ -282,6 +282,8 @@ class PumpLoop:
         self.ep = select.epoll()
         self.sides: dict[int, _Side] = {}
         self.watchers: dict[int, Callable[[int], None]] = {}
+        #: fds still registered whose watcher was dropped (:meth:`park`)
+        self._parked: set[int] = set()
         self.sessions = 0
         #: set when the reactor dropped the loop: no established session moves any more
         self.lost = False
@@ -322,10 +324,21 @@ class PumpLoop:
     # --- registration ---------------------------------------------------------------
 
     def add(self, s: Session) -> None:
+        parked = self._parked
         for side in (s.client, s.server):
-            self.sides[side.fd] = side
+            fd = side.fd
+            self.sides[fd] = side
             side.mask = _EPOLLIN
-            self.ep.register(side.fd, _EPOLLIN)
+            if fd in parked:
+                # still registered from the connect (or the client watch): one modify
+                # instead of an unregister and a register
+                parked.discard(fd)
+                try:
+                    self.ep.modify(fd, _EPOLLIN)
+                    continue
+                except FileNotFoundError:
+                    pass
+            self.ep.register(fd, _EPOLLIN)
         self.sessions += 1
 
     def remove(self, s: Session) -> None:
@@ -343,12 +356,32 @@ class PumpLoop:
                 self.ep.unregister(side.fd)
 
     def watch(self, fd: int, mask: int, callback: Callable[[int], None]) -> None:
-        """Call ``callback(events)`` when ``fd`` is ready (used by the dialer)."""
+        """Call ``callback(events)`` when ``fd`` is ready (the dialer, a client waiting
+        for its server, a listener)."""
         self.watchers[fd] = callback
+        if fd in self._parked:
+            self._parked.discard(fd)
+            with contextlib.suppress(FileNotFoundError):
+                self.ep.modify(fd, mask)
+                return
         self.ep.register(fd, mask)
 
     def unwatch(self, fd: int) -> None:
         if self.watchers.pop(fd, None) is not None:
+            with contextlib.suppress(OSError, ValueError):
+                self.ep.unregister(fd)
+
+    def park(self, fd: int) -> None:
+        """Stop calling ``fd``'s watcher but keep it in the epoll set: a session about
+        given to :meth:`add` takes it over with one ``modify`` (its events meanwhile
+        are dropped: the pump reads the socket itself once it runs)."""
+        if self.watchers.pop(fd, None) is not None:
+            self._parked.add(fd)
+
+    def unpark(self, fd: int) -> None:
+        """A parked ``fd`` will not become a session's: out of the epoll set."""
+        if fd in self._parked:
+            self._parked.discard(fd)
             with contextlib.suppress(OSError, ValueError):
                 self.ep.unregister(fd)
 
