@@ -247,7 +247,7 @@ class Session:
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
-        self.loop.remove(self)
+        self.loop.remove(self, closing=True)
         for side in (self.client, self.server):
             side.pending = None
             with contextlib.suppress(OSError):
@@ -341,19 +341,22 @@ class PumpLoop:
             self.ep.register(fd, _EPOLLIN)
         self.sessions += 1
 
-    def remove(self, s: Session) -> None:
+    def remove(self, s: Session, *, closing: bool = False) -> None:
+        """``s`` leaves the loop; ``closing``: its sockets are closed right after, which
+        takes them out of the epoll set by itself (no ``unregister`` calls)."""
         for side in (s.client, s.server):
-            self._forget(side)
+            self._forget(side, closing=closing)
         self.sessions -= 1
 
-    def _forget(self, side: _Side) -> None:
+    def _forget(self, side: _Side, *, closing: bool = False) -> None:
         """``side`` leaves the loop: its fd out of the map and, if there, the epoll set."""
         if self.sides.get(side.fd) is side:
             del self.sides[side.fd]
         if side.mask >= 0:
             side.mask = -1
-            with contextlib.suppress(OSError, ValueError):
-                self.ep.unregister(side.fd)
+            if not closing:
+                with contextlib.suppress(OSError, ValueError):
+                    self.ep.unregister(side.fd)
 
     def watch(self, fd: int, mask: int, callback: Callable[[int], None]) -> None:
         """Call ``callback(events)`` when ``fd`` is ready (the dialer, a client waiting
@@ -370,6 +373,24 @@ class PumpLoop:
         if self.watchers.pop(fd, None) is not None:
             with contextlib.suppress(OSError, ValueError):
                 self.ep.unregister(fd)
+
+    # FDSet, for listeners (proxy.frontend.Listener): accepts then run in this loop's
+    # dispatch, with no second pass through the reactor's for each wake-up
+    def addReader(self, reader: Any) -> None:
+        """Watch ``reader`` (``fileno``, ``doRead``, ``connectionLost``) for reading; an
+        exception out of ``doRead`` drops it and tells it, as the reactor would."""
+
+        def ready(events: int) -> None:
+            try:
+                reader.doRead()
+            except Exception:
+                self.unwatch(reader.fileno())
+                reader.connectionLost(Failure())
+
+        self.watch(reader.fileno(), _EPOLLIN, ready)
+
+    def removeReader(self, reader: Any) -> None:
+        self.unwatch(reader.fileno())
 
     def park(self, fd: int) -> None:
         """Stop calling ``fd``'s watcher but keep it in the epoll set: a session about
@@ -574,6 +595,12 @@ class PumpLoop:
 
     def _shut(self, side: _Side) -> None:
         """Everything for ``side`` is written and its peer sent EOF: pass the EOF on."""
+        if side.eof and side.peer.shut and not side.tls:
+            # The last open direction, and ``side`` sent its EOF (nothing of it is left
+            # unread): ``close`` sends the FIN itself, no ``shutdown`` first.
+            side.shut = True
+            side.owner.end("--")
+            return
         try:
             side.sock.shutdown(socket.SHUT_WR)
         except OSError:

@@ -54,7 +54,17 @@ log = Logger()
 
 #: FrontendRuntime fields that are run-time state, kept across a reload.
 _FRONTEND_STATE = frozenset(
-    {"name", "feconn", "max_conn", "cum_conn", "bytes_in", "bytes_out", "listeners", "full"}
+    {
+        "name",
+        "feconn",
+        "max_conn",
+        "cum_conn",
+        "bytes_in",
+        "bytes_out",
+        "listeners",
+        "full",
+        "callbacks",
+    }
 )
 #: BackendRuntime fields that are run-time state, kept across a reload.
 _BACKEND_STATE = frozenset({"name", "pool", "dialer", "beconn"})
@@ -200,7 +210,7 @@ def _prepare_listeners(runtime: Runtime, new: Config, prepared: _Prepared) -> No
                         bind.listen_host, port, bind.backlog or proxy.backlog
                     )
                     # accepts nothing until the commit hands it to its frontend (rebind)
-                    reused = Listener(runtime.reactor, sock, _refuse, clock=runtime.reactor)
+                    reused = Listener(runtime.loop, sock, _refuse, clock=runtime.reactor)
                     reused.key = (bind.listen_host, port)
                     prepared.opened.append(reused)
                 mine.append(reused)

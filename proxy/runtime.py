@@ -18,6 +18,7 @@ import contextlib
 import ipaddress
 import resource
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
@@ -105,6 +106,8 @@ class FrontendRuntime:
     full: bool = False
     #: ``bind ... ssl``: handshakes before sessions (proxy.tls); None without TLS binds.
     tls: FrontendTLS | None = None
+    #: (counters, done) handed to every session of this frontend, made once
+    callbacks: Any = field(default=None, repr=False, compare=False)
 
     @property
     def timeout_client(self) -> int | None:
@@ -376,7 +379,8 @@ class Runtime:
     def _open_listener(self, fe: FrontendRuntime, bind: Bind, port: int) -> Listener:
         """A paused listener for one port of one ``bind`` line of ``fe``."""
         sock = open_listening_socket(bind.listen_host, port, bind.backlog or fe.proxy.backlog)
-        listener = Listener(self.reactor, sock, self._acceptor(fe), clock=self.reactor)
+        # watched by the pump's epoll: accepts and bytes share one dispatch
+        listener = Listener(self.loop, sock, self._acceptor(fe), clock=self.reactor)
         listener.keepalive = fe.keepalive
         listener.key = (bind.listen_host, port)
         return listener
@@ -438,6 +442,9 @@ class Runtime:
                 fe.logger.info(format_connect(peer, local, fe.name))
         backend_name = fe.router.choose(conn)
         backend = self.backends.get(backend_name) if backend_name else None
+        callbacks = fe.callbacks
+        if callbacks is None:
+            callbacks = fe.callbacks = (lambda: (self.actconn, fe.feconn), self._session_done(fe))
         session = ClientSession(
             clock=self.reactor,
             sock=sock,
@@ -448,9 +455,9 @@ class Runtime:
             start_pump=self._start_pump,
             log=logline,
             dontlognull=fe.dontlognull,
-            counters=lambda: (self.actconn, fe.feconn),
-            done=self._session_done(fe),
-            accepted_wall=self._wall(),
+            counters=callbacks[0],
+            done=callbacks[1],
+            accepted_wall=time.time(),
             loop=self.loop,
         )
         self.sessions.add(session)
@@ -516,8 +523,6 @@ class Runtime:
         return len(victims)
 
     def _wall(self) -> float:
-        import time
-
         return time.time()
 
     def _start_pump(

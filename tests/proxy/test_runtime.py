@@ -49,16 +49,42 @@ def _runtime(global_maxconn: int | None, fe_maxconn: int | None) -> tuple[Runtim
     return rt, reactor
 
 
-def test_frontend_maxconn_pauses_and_resumes_listener() -> None:
-    """At frontend maxconn the listener leaves the reactor; one session ending brings it back."""
+def _watched(rt: Runtime, listener: Any) -> bool:
+    return listener.fileno() in rt.loop.watchers
+
+
+def test_a_listener_that_raises_is_dropped_and_comes_back() -> None:
+    """In the pump's epoll as in the reactor: a listener whose doRead raised is dropped,
+    told (connectionLost), and watched again after BACKOFF."""
+    from proxy.frontend import BACKOFF
+
     rt, reactor = _runtime(100, 2)
+    listener = rt.frontends["l"].listeners[0]
+    callback = rt.loop.watchers[listener.fileno()]
+
+    def broken() -> None:
+        raise RuntimeError("a bug in doRead")
+
+    listener.doRead = broken  # type: ignore[method-assign]
+    callback(0)
+    assert not _watched(rt, listener)
+    del listener.doRead
+    reactor.advance(BACKOFF)
+    assert _watched(rt, listener)
+    rt.stop()
+
+
+def test_frontend_maxconn_pauses_and_resumes_listener() -> None:
+    """At frontend maxconn the listener leaves the pump's epoll set (where listeners are
+    watched); one session ending brings it back."""
+    rt, _ = _runtime(100, 2)
     fe = rt.frontends["l"]
     listener = fe.listeners[0]
-    assert listener in reactor.getReaders()
+    assert _watched(rt, listener)
     clients = [_accept(rt, fe), _accept(rt, fe)]
-    assert fe.feconn == 2 and listener not in reactor.getReaders()
+    assert fe.feconn == 2 and not _watched(rt, listener)
     next(iter(rt.sessions)).abort("CC")
-    assert fe.feconn == 1 and listener in reactor.getReaders()
+    assert fe.feconn == 1 and _watched(rt, listener)
     rt.stop()
     for c in clients:
         c.close()
@@ -66,10 +92,10 @@ def test_frontend_maxconn_pauses_and_resumes_listener() -> None:
 
 def test_global_maxconn_pauses_every_frontend() -> None:
     """The global maxconn pauses listeners even below the frontend's own limit."""
-    rt, reactor = _runtime(1, 50)
+    rt, _ = _runtime(1, 50)
     fe = rt.frontends["l"]
     c = _accept(rt, fe)
-    assert rt.actconn == 1 and fe.listeners[0] not in reactor.getReaders()
+    assert rt.actconn == 1 and not _watched(rt, fe.listeners[0])
     rt.stop()
     assert rt.actconn == 0
     c.close()
