@@ -290,11 +290,14 @@ class ClientSession:
         be.beconn += 1
         if self.loop is not None:
             self.watching = True
-            self.loop.watch(self.sock.fileno(), _EPOLLIN | _EPOLLRDHUP, self._client_event)
+            # RDHUP (and the errors epoll always reports): a client that leaves, not one
+            # that speaks first, wakes us; its request waits in the kernel for the pump
+            self.loop.watch(self.sock.fileno(), _EPOLLRDHUP, self._client_event)
         self._acquire(None)
 
     def _client_event(self, events: int) -> None:
-        """The client's socket stirred while we queue or connect: gone, or sending early."""
+        """The client hung up or failed while we queue or connect: gone, unless it sent
+        bytes before its FIN (a request, then a half-close): those go to the server."""
         try:
             gone = self.sock.recv(1, socket.MSG_PEEK) == b""
         except BlockingIOError:

@@ -224,15 +224,34 @@ def test_client_closing_while_connecting_is_CC() -> None:
     loop.close()
 
 
+def test_a_request_then_a_half_close_while_connecting_is_not_an_abort() -> None:
+    """A client that sends its request and shuts its side before the server answered the
+    connect wakes the watch (RDHUP), but it sent bytes: they go to the server."""
+    reactor = MemoryReactorClock()
+    loop = PumpLoop(reactor, reactor)
+    c = Case(("a",), loop=loop)
+    c.session.start()
+    c.client.sendall(b"select 1")
+    c.client.shutdown(socket.SHUT_WR)
+    loop.doRead()
+    assert c.lines == [] and c.session.watching is False and not c.session.finished
+    a, b = socket.socketpair()
+    c.dialer.attempts[0][3].callback(a)
+    assert len(c.pumped) == 1
+    b.close()
+    loop.close()
+
+
 def test_client_speaking_first_is_not_an_abort() -> None:
-    """Early client bytes (SASL, TLS hello) stay queued for the pump and do not end the session."""
+    """Early client bytes (SASL, TLS hello) stay queued for the pump and do not end the
+    session, nor even wake it: only a hang-up is watched for while it connects."""
     reactor = MemoryReactorClock()
     loop = PumpLoop(reactor, reactor)
     c = Case(("a",), loop=loop)
     c.session.start()
     c.client.sendall(b"\x16\x03\x01")
     loop.doRead()
-    assert c.lines == [] and c.session.watching is False
+    assert c.lines == [] and c.session.watching is True
     a, b = socket.socketpair()
     c.dialer.attempts[0][3].callback(a)
     assert len(c.pumped) == 1
