@@ -211,20 +211,35 @@ class Runtime:
     def _new_server(self, proxy: Proxy, s: ServerModel, index: int) -> Server:
         """A :class:`Server` for the ``index``-th (from 1) ``server`` line of ``proxy``."""
         p = proxy.server_params(s)
+        return self._server(proxy.name, s, p, p.id or index, self.address(s.host))
+
+    def _server(
+        self,
+        backend: str,
+        s: ServerModel,
+        p: Any,
+        puid: int,
+        host: str,
+        *,
+        dynamic: bool = False,
+    ) -> Server:
+        """A :class:`Server` from a ``server`` line ``s`` with the parameters ``p`` that
+        apply to it (``default-server`` laid under them for a line of the file)."""
         return Server(
             s.name,
             clock=self.reactor,  # type: ignore[arg-type]
-            backend=proxy.name,
-            puid=p.id or index,
-            host=self.address(s.host),
+            backend=backend,
+            puid=puid,
+            host=host,
             port=s.port,
             port_offset=s.port_offset,
             weight=1 if p.weight is None else p.weight,
             maxconn=p.maxconn or 0,
             maxqueue=p.maxqueue or 0,
             backup=bool(p.backup),
-            disabled=bool(p.disabled),
+            disabled=bool(p.disabled) and not dynamic,
             slowstart=(p.slowstart or 0) / 1000.0,
+            dynamic=dynamic,
         )
 
     def add_server(self, backend: str, model: ServerModel) -> Server:
@@ -258,21 +273,7 @@ class Runtime:
             host = resolve_host(model.host) if model.host else ""
         except ValueError as e:
             raise DynamicServerError(f"{e}.") from None
-        server = Server(
-            model.name,
-            clock=self.reactor,  # type: ignore[arg-type]
-            backend=backend,
-            puid=puid,
-            host=host,
-            port=model.port,
-            port_offset=model.port_offset,
-            weight=1 if p.weight is None else p.weight,
-            maxconn=p.maxconn or 0,
-            maxqueue=p.maxqueue or 0,
-            backup=bool(p.backup),
-            slowstart=(p.slowstart or 0) / 1000.0,
-            dynamic=True,
-        )
+        server = self._server(backend, model, p, puid, host, dynamic=True)
         be.pool.add_server(server)
         self.servers[(backend, model.name)] = server
         self.dynamic[(backend, model.name)] = model

@@ -25,7 +25,6 @@ counters.
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -173,14 +172,6 @@ def parse_servers_state(text: str) -> list[_Row]:
         except ValueError:
             continue
     return rows
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 class PoolSync:

@@ -620,42 +620,31 @@ def _split_ref(ref: str) -> tuple[str, str] | None:
     return (be_name, srv_name) if sep and srv_name else None
 
 
-@command(
-    "add server",
-    Level.ADMIN,
-    "add server <bk>/<srv>",
-    "create a new server",
-)
+def _dynamic(cli: Cli, args: list[str], *, add: bool) -> str:
+    """``add server`` / ``del server``: HAProxy's checks of the reference, then the
+    runtime's :class:`~proxy.stats._state.ServerAdder`."""
+    ref = _split_ref(args[0]) if args else None
+    if ref is None:
+        return Bare("Require 'backend/server'.\n")
+    dynamic = cli.state.dynamic
+    if dynamic is None:
+        return f"Servers cannot be {'added' if add else 'deleted'} here.\n"
+    backend = cli.state.backend(ref[0])
+    if backend is None:
+        return Bare("No such backend.\n")
+    if add:
+        return dynamic.add(backend.name, [ref[1], *args[1:]])
+    return dynamic.delete(backend.name, ref[1])
+
+
+@command("add server", Level.ADMIN, "add server <bk>/<srv>", "create a new server")
 def _add_server(cli: Cli, args: list[str]) -> str:
-    ref = _split_ref(args[0]) if args else None
-    if ref is None:
-        return Bare("Require 'backend/server'.\n")
-    if cli.state.dynamic is None:
-        return "Servers cannot be added here.\n"
-    be_name, srv_name = ref
-    backend = cli.state.backend(be_name)
-    if backend is None:
-        return Bare("No such backend.\n")
-    return cli.state.dynamic.add(backend.name, [srv_name, *args[1:]])
+    return _dynamic(cli, args, add=True)
 
 
-@command(
-    "del server",
-    Level.ADMIN,
-    "del server <bk>/<srv>",
-    "remove a dynamically added server",
-)
+@command("del server", Level.ADMIN, "del server <bk>/<srv>", "remove a dynamically added server")
 def _del_server(cli: Cli, args: list[str]) -> str:
-    ref = _split_ref(args[0]) if args else None
-    if ref is None:
-        return Bare("Require 'backend/server'.\n")
-    if cli.state.dynamic is None:
-        return "Servers cannot be removed here.\n"
-    be_name, srv_name = ref
-    backend = cli.state.backend(be_name)
-    if backend is None:
-        return Bare("No such backend.\n")
-    return cli.state.dynamic.delete(backend.name, srv_name)
+    return _dynamic(cli, args, add=False)
 
 
 @command(

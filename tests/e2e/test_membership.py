@@ -59,6 +59,17 @@ def _wait(what: str, ok: Callable[[], bool], timeout: float = 45.0) -> None:
         time.sleep(0.2)
 
 
+def _query(run: Path) -> None:
+    """One impala-shell ``select 1`` through the cluster's balancer; asserts it worked."""
+    r = subprocess.run(
+        [SHELL, "-i", f"{_host(run)}:{PORT}", "-q", "select 1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
 def _host(run: Path) -> str:
     daemons, _ = cluster.load(run)
     return next(d.host for d in daemons if d.kind == "impala-lb")
@@ -79,17 +90,10 @@ def test_a_coordinator_that_joins_gets_clients_without_a_reload(run: Path) -> No
     # the others are the same servers: their session totals only grew
     for key, row in before.items():
         assert int(rows[key]["stot"]) >= int(row["stot"]) and rows[key]["status"] == "UP"
-    host = _host(run)
     for _ in range(8):  # leastconn: the newcomer, with no connection, is picked soon
         if int(_rows(run)[("impala_shell", new.host)]["stot"]) > 0:
             break
-        r = subprocess.run(
-            [SHELL, "-i", f"{host}:{PORT}", "-q", "select 1"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert r.returncode == 0, r.stdout + r.stderr
+        _query(run)
     assert int(_rows(run)[("impala_shell", new.host)]["stot"]) > 0
     for log in (run / "logs").glob("*.out"):
         if log.stem in ("impala-lb", "haproxy"):
@@ -123,12 +127,6 @@ def test_a_controller_that_dies_leaves_haproxy_serving_the_last_state(run: Path)
     while time.monotonic() < deadline:
         assert {k: v["status"] for k, v in _rows(run).items()} == before
         time.sleep(0.5)
-    r = subprocess.run(
-        [SHELL, "-i", f"{_host(run)}:{PORT}", "-q", "select 1"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert r.returncode == 0, r.stdout + r.stderr
+    _query(run)
     rc, out = cli(run, "start", cluster.AGENT_NAME)
     assert rc == 0, out

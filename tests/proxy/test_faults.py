@@ -14,14 +14,13 @@ import errno
 import io
 import select
 import socket
-from collections.abc import Iterator
 from typing import Any, cast
 
 import pytest
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.testing import MemoryReactorClock
-from twisted.logger import LogEvent, LogLevel, globalLogPublisher
+from twisted.logger import LogEvent, LogLevel
 from twisted.python.failure import Failure
 
 from haconfig.model import (
@@ -42,16 +41,6 @@ from proxy.runtime import Runtime
 from proxy.sdnotify import Notifier, WatchdogService
 from proxy.tcplog import Logger as TcpLogger
 from tests.proxy.pumpmodel import tcp_pair
-
-
-@pytest.fixture
-def events() -> Iterator[list[LogEvent]]:
-    """Twisted log events emitted during the test."""
-    seen: list[LogEvent] = []
-    observer: Any = seen.append
-    globalLogPublisher.addObserver(observer)
-    yield seen
-    globalLogPublisher.removeObserver(observer)
 
 
 def _failures(events: list[LogEvent]) -> list[LogEvent]:

@@ -10,7 +10,6 @@ import pytest
 from twisted.internet import defer
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
-from twisted.logger import LogEvent, globalLogPublisher
 from twisted.python.failure import Failure
 
 from proxy.impala import AgentFactory, Coordinator, CoordinatorState, State, Watch, read_state
@@ -78,15 +77,6 @@ class Pages:
         if isinstance(answer, Exception):
             return defer.fail(Failure(answer))
         return defer.succeed(answer)
-
-
-@pytest.fixture
-def events() -> Any:
-    seen: list[LogEvent] = []
-    observer: Any = seen.append
-    globalLogPublisher.addObserver(observer)
-    yield seen
-    globalLogPublisher.removeObserver(observer)
 
 
 def test_bad_answers_keep_the_last_state_with_one_line_per_change(events: list[Any]) -> None:

@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 from twisted.internet import defer
 from twisted.internet.task import Clock
-from twisted.logger import LogEvent, globalLogPublisher
 
 from haconfig import parse_text
 from proxy.checks._dialogue import parse_agent_line
@@ -289,15 +288,6 @@ def test_a_blacklisted_coordinator_leaves_and_comes_back(cluster: Cluster) -> No
     cluster.members = [_entry("127.0.0.11"), _entry("127.0.0.14")]
     cluster.poll()
     assert not new.admin.maint and cluster.server("shell", "127.0.0.14") is new
-
-
-@pytest.fixture
-def events() -> Any:
-    seen: list[LogEvent] = []
-    observer: Any = seen.append
-    globalLogPublisher.addObserver(observer)
-    yield seen
-    globalLogPublisher.removeObserver(observer)
 
 
 def test_unreadable_membership_changes_nothing_and_says_so_once(
