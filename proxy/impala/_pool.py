@@ -32,7 +32,7 @@ from typing import Any
 from twisted.internet import defer, protocol
 from twisted.logger import Logger
 
-from haconfig.model import Config, Proxy, ServerParams
+from haconfig.model import Config, Proxy, Server, ServerParams
 from haconfig.units import format_time
 from proxy.impala._members import Member
 from proxy.impala._state import State
@@ -91,12 +91,14 @@ def template_words(params: ServerParams) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _agent_servers(proxy: Proxy, agent_port: int) -> list[Any]:
-    return [
-        s
-        for s in proxy.servers
-        if proxy.server_params(s).agent_check and proxy.server_params(s).agent_port == agent_port
-    ]
+def _agent_servers(proxy: Proxy, agent_port: int) -> list[tuple[Server, ServerParams]]:
+    """The servers of ``proxy`` that ask this agent, with their resolved parameters."""
+    found = []
+    for s in proxy.servers:
+        params = proxy.server_params(s)
+        if params.agent_check and params.agent_port == agent_port:
+            found.append((s, params))
+    return found
 
 
 def specs_from_config(config: Config, agent_port: int) -> list[PoolSpec]:
@@ -106,7 +108,7 @@ def specs_from_config(config: Config, agent_port: int) -> list[PoolSpec]:
     specs: list[PoolSpec] = []
     for proxy in config.backends:
         servers = _agent_servers(proxy, agent_port)
-        if not servers or servers[0].port is None or servers[0].port_offset:
+        if not servers or servers[0][0].port is None or servers[0][0].port_offset:
             continue
         static_algorithm = proxy.algorithm == "static-rr" or (
             proxy.algorithm not in ("roundrobin", "leastconn", "first")
@@ -120,12 +122,13 @@ def specs_from_config(config: Config, agent_port: int) -> list[PoolSpec]:
                 algo=proxy.algorithm,
             )
             continue
-        first = servers[0]
+        first, params = servers[0]
+        assert first.port is not None
         specs.append(
             PoolSpec(
                 backend=proxy.name,
                 port=first.port,
-                template=template_words(proxy.server_params(first)),
+                template=template_words(params),
                 static=frozenset(s.name for s in proxy.servers),
             )
         )
@@ -138,8 +141,7 @@ def coordinators_from_config(config: Config, agent_port: int) -> list[Coordinato
     web port)."""
     found: dict[str, Coordinator] = {}
     for proxy in config.backends:
-        for s in _agent_servers(proxy, agent_port):
-            params = proxy.server_params(s)
+        for s, params in _agent_servers(proxy, agent_port):
             name = (params.agent_send or "").split(" ")[0].rstrip("\n") or s.name
             if name in found or not params.port:
                 continue

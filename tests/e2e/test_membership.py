@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +17,7 @@ import pytest
 from proxy.appliance import cluster
 from tests.support.balancer import stat_rows
 from tests.support.cluster import SHELL, cli
+from tests.support.procs import wait_for
 
 NETS = {"impala-lb": "127.0.15", "haproxy": "127.0.16"}
 PORT = 5000
@@ -50,13 +51,6 @@ def _rows(run: Path) -> dict[tuple[str, str], dict[str, str]]:
         for name, row in stat_rows(text, be, strip=()).items()
         if name not in ("FRONTEND", "BACKEND")
     }
-
-
-def _wait(what: str, ok: Callable[[], bool], timeout: float = 45.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not ok():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
 
 
 def _query(run: Path) -> None:
@@ -108,7 +102,7 @@ def test_a_coordinator_that_leaves_is_removed_and_the_rest_stay(run: Path) -> No
     before = {k: v for k, v in _rows(run).items() if k[1] != new.host}
     rc, out = cli(run, "kill", "impalad-4")
     assert rc == 0, out
-    _wait("its servers deleted", lambda: all(k[1] != new.host for k in _rows(run)))
+    wait_for("its servers deleted", lambda: all(k[1] != new.host for k in _rows(run)), 45)
     after = _rows(run)
     for key, row in before.items():
         assert after[key]["status"] == row["status"] == "UP"

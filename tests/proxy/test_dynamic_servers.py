@@ -4,7 +4,6 @@ pool, the checks and a reload."""
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from proxy.server import AdminState, OpState, Server
 from proxy.stats import ObservabilityService
 from proxy.stats._cli import Cli, Level
 from tests.support.balancer import HAPROXY, ask, spawn
-from tests.support.procs import free_port, kill_pid
+from tests.support.procs import free_port, kill_pid, wait_for
 
 CONFIG = """
 global
@@ -104,9 +103,7 @@ def sockets(tmp_path: Path) -> Any:
             Runtime(parse_text(CONFIG.format(port=port, admin=ours), str(cfg)), reactor), reactor
         )
         obs.startService()
-        deadline = time.monotonic() + 10
-        while not Path(ha).exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for("HAProxy's stats socket", lambda: Path(ha).exists())
         yield reactor, ha, ours, {"port": port, "port2": port2}
     finally:
         if obs is not None:
