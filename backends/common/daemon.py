@@ -2,10 +2,12 @@
 
 A daemon's ``main`` reads as::
 
-    top = daemon.build(flag_set(), argv, lambda flags: makeService(flags, reactor))
+    top = daemon.build(
+        flag_set(), argv, lambda flags: makeService(flags, reactor),
+        logging=flagsets.not_implemented,
+    )
     if isinstance(top, int):
-        return top  # --help (0) or a flag error (2), already printed
-    daemon.begin_logging()
+        return top  # --help or --version (0), or a flag error (2), already printed
     return daemon.run(reactor, top, "statestored")
 
 and ``makeService`` checks its numeric flags with :func:`port`, :func:`positive`
@@ -29,6 +31,7 @@ from twisted.logger import (
     textFileLogObserver,
 )
 
+from backends.common import logfiles
 from backends.common.flags import FlagError, Flags, FlagSet
 from backends.common.rpc import RpcError, TlsConfig
 
@@ -74,8 +77,12 @@ def positive(flags: Flags, name: str) -> int:
 
 
 def positive_ms(flags: Flags, name: str) -> float:
-    """The positive millisecond count in flag ``name``, in seconds."""
-    return positive(flags, name) / 1000.0
+    """The positive millisecond count in flag ``name`` (an integer or, where Impala's
+    flag is a double, a number), in seconds."""
+    value = flags.get_float(name)
+    if value <= 0:
+        raise FlagError(f"--{name} must be positive, got {value:g}")
+    return value / 1000.0
 
 
 def build(
@@ -84,21 +91,53 @@ def build(
     make: Callable[[Flags], T],
     *,
     help_words: Iterable[str] = HELP_WORDS,
+    logging: Callable[[Flags], Sequence[str]] | None = None,
+    level: LogLevel | None = LogLevel.info,
 ) -> T | int:
     """Parse ``argv`` (default: ``sys.argv[1:]``) and ``make`` something of the flags.
 
     Returns what ``make`` returned, or the exit status when there is nothing to run:
-    0 after printing the usage for a help word, 2 after printing a
-    :class:`FlagError` (from parsing or from ``make``) as ``<program>: <error>``."""
+    0 after printing the usage for a help word (or the version for ``--version``), 2
+    after printing a :class:`FlagError` (from parsing or from ``make``) as
+    ``<program>: <error>``.
+
+    With ``logging`` (a daemon's start), logging begins before ``make`` runs: to the
+    log file of ``--log_dir`` (:mod:`backends.common.logfiles`) or stderr, at
+    ``level``; ``logging(flags)`` names the flags given that act nowhere, logged in one
+    warning."""
     args = list(sys.argv[1:] if argv is None else argv)
     if any(word in args for word in help_words):
         print(fs.usage())
         return 0
+    if "--version" in args:
+        print(f"{fs.program} (impala-lb {_version()})")
+        return 0
     try:
-        return make(fs.parse(args))
+        flags = fs.parse(args)
+        if logging is not None:
+            out = logfiles.open_log(fs.program, flags) if "log_dir" in flags else None
+            begin_logging(out, level=level)
+            ignored = logging(flags)
+            if ignored:
+                log.warn(
+                    "{program}: accepted, but impala-lb does not implement (see "
+                    "docs/impala-flags.md): {names}",
+                    program=fs.program,
+                    names=", ".join(f"--{name}" for name in ignored),
+                )
+        return make(flags)
     except FlagError as e:
         print(f"{fs.program}: {e}", file=sys.stderr)
         return 2
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("impala-lb")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def begin_logging(

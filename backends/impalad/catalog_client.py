@@ -379,25 +379,6 @@ TOPICS = (
 )
 
 
-FLAGS: tuple[tuple[str, int | bool, str], ...] = (
-    ("catalog_client_connection_num_retries", 10, "retries of a catalog RPC"),
-    ("catalog_client_rpc_retry_interval_ms", 500, "pause between catalog RPC retries"),
-    ("catalog_client_rpc_timeout_ms", 30000, "catalog RPC timeout"),
-    ("catalog_sync_reads", True, "ask catalogd for newer metadata before each read"),
-    ("sync_ddl_timeout_s", 60, "longest SYNC_DDL wait"),
-    ("statestore_heartbeat_frequency_ms", 1000, "expected statestore heartbeat period"),
-    ("statestore_max_missed_heartbeats", 10, "missed heartbeats until a statestore is lost"),
-)
-
-
-def define_flags(fs: Any) -> None:
-    """Add the impalad flags this module reads (Impala's names) that ``fs`` lacks."""
-    known = {f.name for f in fs.flags()}
-    for name, default, text in FLAGS:
-        if name not in known:
-            fs.define(name, default, text)
-
-
 def attach(catalog: RemoteCatalog, subscriber: Any) -> None:
     """Feed ``catalog`` from ``subscriber`` (which registered :data:`TOPICS`) and publish acks."""
     key = str(subscriber.subscriber_id)
@@ -426,7 +407,7 @@ def attach(catalog: RemoteCatalog, subscriber: Any) -> None:
 
 
 def remote_catalog(flags: Mapping[str, Any]) -> RemoteCatalog:
-    """A :class:`RemoteCatalog` configured by impalad's flags (see :func:`define_flags`)."""
+    """A :class:`RemoteCatalog` configured by impalad's flags (:mod:`backends.impalad.flags`)."""
     return RemoteCatalog(
         f"{flags['catalog_service_host']}:{flags['catalog_service_port']}",
         sync_reads=bool(flags.get("catalog_sync_reads", True)),

@@ -38,11 +38,13 @@ from twisted.internet import defer, endpoints, threads
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
+from backends import flagsets
 from backends.common import daemon, web
 from backends.common import flags as flagmod
 from backends.common.rpc import TopicRegistration
 from backends.impalad import catalog_client, sasl, transport, webui
 from backends.impalad.engine_api import EngineLike, SessionFactory
+from backends.impalad.flags import flag_set
 from backends.impalad.membership import (
     MEMBERSHIP_TOPICS,
     ImpaladDescriptor,
@@ -53,59 +55,6 @@ from backends.impalad.server import SERVER_VERSION, ImpalaServer, ServerIdentity
 from backends.impalad.shutdown import ShutdownController
 
 log = Logger()
-
-
-def flag_set() -> flagmod.FlagSet:
-    fs = flagmod.FlagSet("impalad")
-    fs.define("hs2_port", 21050, "HiveServer2 binary port (NOSASL, SASL PLAIN/GSSAPI)")
-    fs.define("hs2_http_port", 28000, "HiveServer2 over HTTP port; 0 disables it")
-    fs.define("webserver_port", 25000, "debug web server port; 0 disables it")
-    fs.define("beeswax_port", 0, "Beeswax port; only 0 (disabled) is supported")
-    fs.define("krpc_port", 27000, "internal RPC port (reported in /backends)")
-    fs.define("listen_host", "0.0.0.0", "address every port binds to; 127.0.0.x for local clusters")
-    fs.define("hostname", "", "host name this daemon reports; default: listen_host or the FQDN")
-    fs.define("warehouse_dir", "./warehouse", "directory holding the tables' Parquet files")
-    fs.define("catalog_path", "", "metastore database file; default: inside warehouse_dir")
-    fs.define("fe_service_threads", 64, "threads that run queries (DuckDB)")
-    fs.define("shutdown_grace_period_s", 120, "minimum seconds between shutdown start and exit")
-    fs.define("shutdown_deadline_s", 3600, "seconds after which shutdown cancels and exits")
-    fs.define("log_dir", "", "directory for impalad.INFO; default: stderr")
-    fs.define("default_query_options", "", "comma-separated key=value query options")
-    fs.define("ldap_passwords_file", "", "user:password lines; when set, PLAIN/Basic check them")
-    # Cluster membership (backends/impalad/membership.py): an empty --state_store_host
-    # makes a standalone impalad; Impala's default, localhost, registers there.
-    fs.define("state_store_host", "localhost", "statestored host; empty: standalone impalad")
-    fs.define("state_store_port", 24000, "statestored port")
-    fs.define("state_store_2_host", "", "second statestored host (HA)")
-    fs.define("state_store_2_port", 24000, "second statestored port (HA)")
-    fs.define("enable_statestored_ha", False, "use a statestored HA pair")
-    fs.define("state_store_subscriber_port", 23000, "port the statestore calls back on; 0: any")
-    fs.define("statestore_heartbeat_frequency_ms", 1000, "expected statestore heartbeat period")
-    fs.define(
-        "statestore_max_missed_heartbeats", 10, "missed heartbeats until a statestore is lost"
-    )
-    fs.define(
-        "statestore_subscriber_recovery_grace_period_ms",
-        30000,
-        "after a statestore failover, membership shrinkage is held back this long",
-    )
-    fs.define("catalog_service_host", "", "catalogd host; empty: a metastore file of our own")
-    fs.define("catalog_service_port", 26000, "catalogd port")
-    fs.define("enable_catalogd_ha", False, "use a catalogd HA pair")
-    # Kerberos (gssapi_auth.py) and TLS (tls.py), as Impala spells them.
-    fs.define("principal", "", "Kerberos principal for client connections (_HOST expanded)")
-    fs.define("be_principal", "", "Kerberos principal for internal connections; default: principal")
-    fs.define("keytab_file", "", "Kerberos keytab; default: $KRB5_KTNAME")
-    fs.define("ssl_server_certificate", "", "PEM certificate (chain): TLS on hs2 and hs2-http")
-    fs.define("ssl_private_key", "", "PEM private key of --ssl_server_certificate")
-    fs.define("ssl_client_ca_certificate", "", "PEM CA trusted when impalad connects over TLS")
-    fs.define("ssl_minimum_version", "tlsv1.2", "lowest TLS version accepted")
-    fs.define("webserver_certificate_file", "", "PEM certificate: the web server speaks HTTPS")
-    fs.define("webserver_private_key_file", "", "PEM private key of the web server")
-    fs.define("is_coordinator", True, "accept client queries")
-    fs.define("is_executor", True, "run query fragments")
-    catalog_client.define_flags(fs)
-    return fs
 
 
 def _password_checker(path: str) -> sasl.PasswordChecker:
@@ -195,6 +144,7 @@ class _ListenersService(service.Service):
             krpc_port=ident.krpc_port,
         )
         self._server.ready = True
+        self._server.expiry.start()
         if self._on_listening is not None:
             self._on_listening(self._server.identity)
         parts = " ".join(f"{name}={a.host}:{a.port}" for name, a in addr.items())
@@ -202,6 +152,7 @@ class _ListenersService(service.Service):
 
     def stopService(self) -> defer.Deferred[Any]:
         super().stopService()  # type: ignore[no-untyped-call]
+        self._server.expiry.stop()
         return defer.DeferredList(
             [defer.maybeDeferred(p.stopListening) for p in self.ports.values()]
         )
@@ -262,6 +213,8 @@ def makeService(
         krpc_port=flags.get_int("krpc_port"),
     )
     server = ImpalaServer(engine, session_factory, run_blocking, reactor, identity, version)
+    server.idle_session_timeout = max(0, flags.get_int("idle_session_timeout"))
+    server.idle_query_timeout = max(0, flags.get_int("idle_query_timeout"))
 
     def cancel_all() -> None:
         for op in list(server.operations.values()):
@@ -533,16 +486,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     from twisted.internet import reactor as global_reactor
 
     reactor: Any = global_reactor
-    flags = daemon.build(flag_set(), argv, lambda parsed: parsed, help_words=("--help", "-h"))
+    flags = daemon.build(
+        flag_set(),
+        argv,
+        lambda parsed: parsed,
+        help_words=("--help", "-h"),
+        logging=flagsets.not_implemented,
+        level=None,
+    )
     if isinstance(flags, int):
         return flags
-    log_dir = flags.get_str("log_dir")
-    if log_dir:
-        Path(log_dir).mkdir(parents=True, exist_ok=True)
-        out: Any = open(Path(log_dir) / "impalad.INFO", "a", encoding="utf-8")  # noqa: SIM115
-    else:
-        out = sys.stderr
-    daemon.begin_logging(out, level=None)
     try:
         top = makeService(flags, reactor=reactor)
     except Exception as e:

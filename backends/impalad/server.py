@@ -22,7 +22,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from zope.interface import implementer  # type: ignore[import-untyped]
 
-from backends.impalad import results
+from backends.impalad import expiry, metadata, results
 from backends.impalad.engine_api import (
     EngineLike,
     SessionFactory,
@@ -34,6 +34,7 @@ from backends.impalad.gen.ExecStats import ttypes as es
 from backends.impalad.gen.ImpalaService import ImpalaHiveServer2Service
 from backends.impalad.gen.ImpalaService import ttypes as imp
 from backends.impalad.gen.TCLIService import ttypes as t
+from backends.impalad.metadata import Col
 
 log = Logger()
 
@@ -65,6 +66,14 @@ def _status_error(message: str, code: int = t.TStatusCode.ERROR_STATUS) -> t.TSt
 
 class HandleError(Exception):
     """A handle that is malformed or names nothing; answered with INVALID_HANDLE_STATUS."""
+
+    status = t.TStatusCode.INVALID_HANDLE_STATUS
+
+
+class ExpiredError(HandleError):
+    """A call on an expired session or query (:mod:`expiry`): ERROR_STATUS, as Impala."""
+
+    status = t.TStatusCode.ERROR_STATUS
 
 
 def _new_id() -> tuple[bytes, str]:
@@ -105,6 +114,9 @@ class SessionState:
     last_access: float
     operations: set[bytes] = dataclasses.field(default_factory=set)
     closed: bool = False
+    #: seconds without a call until the session expires (0: never) and whether it has
+    idle_timeout: int = 0
+    expired: bool = False
 
 
 @dataclasses.dataclass
@@ -130,6 +142,12 @@ class Operation:
     lock: defer.DeferredLock = dataclasses.field(default_factory=defer.DeferredLock)
     summary_extra: dict[str, object] = dataclasses.field(default_factory=dict)
     waiters: list[defer.Deferred[None]] = dataclasses.field(default_factory=list)
+    #: the client's last call on it (clock seconds), its idle timeout (0: never), whether
+    #: ExecuteStatement is still running it, and whether it expired (:mod:`expiry`)
+    last_access: float = 0.0
+    idle_timeout: int = 0
+    executing: bool = False
+    expired: bool = False
 
     def wake(self) -> None:
         """Tell GetOperationStatus long-pollers that the state may have changed."""
@@ -190,18 +208,6 @@ class StaticStatement:
         self._rows = []
 
 
-@dataclasses.dataclass(frozen=True)
-class Col:
-    """A column of a protocol-made result (same fields as the engine's ColumnDesc)."""
-
-    name: str
-    type: str = "STRING"
-    precision: int | None = None
-    scale: int | None = None
-    length: int | None = None
-    comment: str = ""
-
-
 class ImpalaServer:
     """Sessions, operations, metrics and shutdown state of one impalad."""
 
@@ -231,6 +237,10 @@ class ImpalaServer:
         self.shutdown: Any = None  # a ShutdownController once wired
         self.counters: collections.Counter[str] = collections.Counter()
         self.start_time = time.time()
+        #: --idle_session_timeout and --idle_query_timeout, in seconds (0: never)
+        self.idle_session_timeout = 0
+        self.idle_query_timeout = 0
+        self.expiry = expiry.Expiry(self, clock)
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -242,23 +252,94 @@ class ImpalaServer:
             return None
         return str(self.shutdown.error_message())
 
-    def _session(self, handle: Any) -> SessionState:
+    def _session(self, handle: Any, *, active: bool = True) -> SessionState:
+        """The session of ``handle``; ``active``: a client call that uses it (refused on
+        an expired session, and it counts as activity)."""
         guid, secret = _check_handle(handle)
         session = self.sessions.get(guid)
         if session is None or session.secret != secret:
             raise HandleError(f"Invalid session id: {print_id(guid)}")
-        session.last_access = self._now()
+        if active:
+            if session.expired:
+                raise ExpiredError(
+                    expiry.session_expired_message(session.idle_timeout, session.last_access)
+                )
+            session.last_access = self._clock.seconds()
         return session
 
     def _operation(self, handle: Any, *, closed_ok: bool = False) -> Operation:
+        """The operation of ``handle``; ``closed_ok``: also a closed or expired one (for
+        its log and profile)."""
         guid, secret = _check_handle(handle)
         op = self.operations.get(guid)
-        if op is None and closed_ok:
-            op = self.closed_operations.get(guid)
+        if op is None:
+            gone = self.closed_operations.get(guid)
+            if gone is not None and (closed_ok or gone.expired):
+                op = gone  # an expired query answers why, as Impala keeps its status
         if op is None or op.session.secret != secret:
             raise HandleError(f"Invalid or unknown query handle: {print_id(guid)}.")
-        op.session.last_access = self._now()
+        if op.expired and not closed_ok:
+            raise ExpiredError(op.error or "expired")
+        now = self._clock.seconds()
+        op.last_access = now
+        if not op.session.expired:
+            op.session.last_access = now
         return op
+
+    # -- expiry (expiry.py) --------------------------------------------------------------
+
+    def live_sessions(self) -> list[SessionState]:
+        """Sessions that may expire: open, not expired, none of their queries in use."""
+        out = []
+        for session in self.sessions.values():
+            if session.closed or session.expired or not session.idle_timeout:
+                continue
+            ops = (self.operations.get(guid) for guid in session.operations)
+            if not any(op is not None and _in_use(op) for op in ops):
+                out.append(session)
+        return out
+
+    def live_queries(self) -> list[Operation]:
+        """Queries that may expire: registered, with a timeout, not in use."""
+        return [
+            op
+            for op in self.operations.values()
+            if op.idle_timeout and not op.closed and not op.expired and not _in_use(op)
+        ]
+
+    def expire_session(self, session: SessionState) -> None:
+        """Expire ``session`` (Impala's session maintenance): its queries are cancelled."""
+        session.expired = True
+        self.counters["sessions-expired"] += 1
+        log.info(
+            "expiring session {sid} of {user}: idle for over {n}s",
+            sid=session.id,
+            user=session.connected_user,
+            n=session.idle_timeout,
+        )
+        for guid in list(session.operations):
+            op = self.operations.get(guid)
+            if op is not None:
+                self._expire(op, expiry.SESSION_EXPIRED)
+
+    def expire_query(self, op: Operation, message: str) -> None:
+        """Expire ``op`` (Impala's ExpireQuery): cancelled, and later calls get ``message``."""
+        self.counters["queries-expired"] += 1
+        log.info("expiring query {qid}: {why}", qid=op.id, why=message)
+        self._expire(op, message)
+
+    def _expire(self, op: Operation, message: str) -> None:
+        if op.expired or op.closed:
+            return
+        op.expired = True
+        if op.state in (t.TOperationState.RUNNING_STATE, t.TOperationState.PENDING_STATE):
+            op.state = t.TOperationState.ERROR_STATE
+            op.end_time = self._now()
+        op.error = message
+        if op.statement is not None:
+            op.statement.cancel()
+        op.wake()
+        defer.ensureDeferred(self._close_operation(op, cancel=True))
 
     @property
     def is_ready(self) -> bool:
@@ -289,6 +370,8 @@ class ImpalaServer:
             "impala-server.num-fragments-in-flight": executing,
             "impala-server.num-open-beeswax-sessions": 0,
             "impala-server.num-queries-failed": self.counters["queries-failed"],
+            "impala-server.num-sessions-expired": self.counters["sessions-expired"],
+            "impala-server.num-queries-expired": self.counters["queries-expired"],
             "impala-server.num-queries-cancelled": self.counters["queries-cancelled"],
             "impala.thrift-server.hiveserver2-frontend.connections-in-use": self.counters[
                 "hs2-conn-open"
@@ -335,6 +418,11 @@ class ImpalaServer:
         session = SessionState(
             guid, secret, sid, engine_session, user, client, session_type, now, now
         )
+        session.last_access = self._clock.seconds()
+        # the IDLE_SESSION_TIMEOUT given at open overrides --idle_session_timeout
+        session.idle_timeout = _seconds(
+            engine_session.options.get("IDLE_SESSION_TIMEOUT"), self.idle_session_timeout
+        )
         self.sessions[guid] = session
         self.counters["sessions"] += 1
         log.info("opened session {sid} for {user} from {client}", sid=sid, user=user, client=client)
@@ -353,7 +441,7 @@ class ImpalaServer:
         )
 
     async def close_session(self, req: t.TCloseSessionReq) -> t.TCloseSessionResp:
-        await self._close_session(self._session(req.sessionHandle))
+        await self._close_session(self._session(req.sessionHandle, active=False))
         return t.TCloseSessionResp(status=_status_ok())
 
     async def _close_session(self, session: SessionState) -> None:
@@ -404,6 +492,10 @@ class ImpalaServer:
         options = session.engine_session.options
         before = {k: options.get(k) for k in overlay}
         options.update(overlay)
+        op.idle_timeout = expiry.idle_query_timeout(
+            self.idle_query_timeout, _seconds(options.get("QUERY_TIMEOUT_S"), 0)
+        )
+        op.executing = True
         try:
             statement = await self._run(self.engine.execute, session.engine_session, sql)
         except Exception as e:
@@ -414,6 +506,8 @@ class ImpalaServer:
             log.info("query {qid} failed: {err}", qid=qid, err=op.error)
             return t.TExecuteStatementResp(status=_status_error(op.error))
         finally:
+            op.executing = False
+            op.last_access = session.last_access = self._clock.seconds()
             for key, value in overlay.items():
                 if options.get(key) == value:  # untouched by the statement (not a SET)
                     if before[key] is None:
@@ -585,7 +679,7 @@ class ImpalaServer:
         return t.TGetLogResp(status=_status_ok(), log=self._log_text(op))
 
     async def close_operation(self, handle: Any) -> imp.TCloseImpalaOperationResp:
-        op = self._operation(handle)
+        op = self._operation(handle, closed_ok=True)
         await self._close_operation(op, cancel=False)
         resp = imp.TCloseImpalaOperationResp(status=_status_ok())
         if op.rows_modified is not None or op.statement_type == "DML":
@@ -843,7 +937,7 @@ def _guard(
             try:
                 return await fn(*args)
             except HandleError as e:
-                return make_error(str(e), t.TStatusCode.INVALID_HANDLE_STATUS)
+                return make_error(str(e), e.status)
             except Exception as e:
                 log.failure("RPC {rpc} failed", rpc=fn.__name__)
                 return make_error(error_text(e), t.TStatusCode.ERROR_STATUS)
@@ -857,107 +951,39 @@ def _guard(
     return wrap
 
 
+def _in_use(op: Operation) -> bool:
+    """A statement still being executed, or a fetch in progress: not idle."""
+    return op.executing or op.lock.locked
+
+
+def _seconds(text: object, default: int) -> int:
+    """A timeout query option's value in seconds (``default`` when unset or not a number)."""
+    try:
+        return int(str(text).strip()) if text is not None and str(text).strip() else default
+    except ValueError:
+        return default
+
+
 def _resp(cls: Any) -> Callable[[str, int], Any]:
     return lambda msg, code: cls(status=_status_error(msg, code))
 
 
-_META_SCHEMAS: dict[str, list[Col]] = {
-    "schemas": [Col("TABLE_SCHEM"), Col("TABLE_CATALOG")],
-    "catalogs": [Col("TABLE_CAT")],
-    "table_types": [Col("TABLE_TYPE")],
-    "tables": [
-        Col("TABLE_CAT"),
-        Col("TABLE_SCHEM"),
-        Col("TABLE_NAME"),
-        Col("TABLE_TYPE"),
-        Col("REMARKS"),
-    ],
-    "columns": [
-        Col("TABLE_CAT"),
-        Col("TABLE_SCHEM"),
-        Col("TABLE_NAME"),
-        Col("COLUMN_NAME"),
-        Col("DATA_TYPE", "INT"),
-        Col("TYPE_NAME"),
-        Col("COLUMN_SIZE", "INT"),
-        Col("BUFFER_LENGTH", "INT"),
-        Col("DECIMAL_DIGITS", "INT"),
-        Col("NUM_PREC_RADIX", "INT"),
-        Col("NULLABLE", "INT"),
-        Col("REMARKS"),
-        Col("COLUMN_DEF"),
-        Col("SQL_DATA_TYPE", "INT"),
-        Col("SQL_DATETIME_SUB", "INT"),
-        Col("CHAR_OCTET_LENGTH", "INT"),
-        Col("ORDINAL_POSITION", "INT"),
-        Col("IS_NULLABLE"),
-        Col("SCOPE_CATALOG"),
-        Col("SCOPE_SCHEMA"),
-        Col("SCOPE_TABLE"),
-        Col("SOURCE_DATA_TYPE", "SMALLINT"),
-        Col("IS_AUTO_INCREMENT"),
-    ],
-    "type_info": [
-        Col("TYPE_NAME"),
-        Col("DATA_TYPE", "INT"),
-        Col("PRECISION", "INT"),
-        Col("LITERAL_PREFIX"),
-        Col("LITERAL_SUFFIX"),
-        Col("CREATE_PARAMS"),
-        Col("NULLABLE", "SMALLINT"),
-        Col("CASE_SENSITIVE", "BOOLEAN"),
-        Col("SEARCHABLE", "SMALLINT"),
-        Col("UNSIGNED_ATTRIBUTE", "BOOLEAN"),
-        Col("FIXED_PREC_SCALE", "BOOLEAN"),
-        Col("AUTO_INCREMENT", "BOOLEAN"),
-        Col("LOCAL_TYPE_NAME"),
-        Col("MINIMUM_SCALE", "SMALLINT"),
-        Col("MAXIMUM_SCALE", "SMALLINT"),
-        Col("SQL_DATA_TYPE", "INT"),
-        Col("SQL_DATETIME_SUB", "INT"),
-        Col("NUM_PREC_RADIX", "INT"),
-    ],
-    "functions": [
-        Col("FUNCTION_CAT"),
-        Col("FUNCTION_SCHEM"),
-        Col("FUNCTION_NAME"),
-        Col("REMARKS"),
-        Col("FUNCTION_TYPE", "INT"),
-        Col("SPECIFIC_NAME"),
-    ],
-}
-
-# java.sql.Types codes for the JDBC metadata answers.
-_JDBC_TYPES = {
-    "BOOLEAN": 16,
-    "TINYINT": -6,
-    "SMALLINT": 5,
-    "INT": 4,
-    "BIGINT": -5,
-    "FLOAT": 6,
-    "DOUBLE": 8,
-    "STRING": 12,
-    "VARCHAR": 12,
-    "CHAR": 1,
-    "TIMESTAMP": 93,
-    "DATE": 91,
-    "DECIMAL": 3,
-    "BINARY": -2,
-}
-
-
-def _like(pattern: Any) -> re.Pattern[str] | None:
-    """A JDBC search pattern (``%``, ``_``) as a regex; None/empty/``*`` match all."""
-    if pattern is None or pattern in ("", "%", "*"):
-        return None
-    out = []
-    for ch in str(pattern):
-        out.append(".*" if ch in "%*" else "." if ch == "_" else re.escape(ch))
-    return re.compile("".join(out) + r"\Z", re.IGNORECASE)
-
-
-def _match(pattern: re.Pattern[str] | None, value: str) -> bool:
-    return pattern is None or pattern.match(value) is not None
+async def _table_kind(sql: Any, session: SessionState, db: str, table: str) -> tuple[str, str]:
+    """(TABLE or VIEW, the table's comment), from DESCRIBE FORMATTED; TABLE when the
+    engine cannot say."""
+    try:
+        rows = await sql(session, f"describe formatted {_quote(db)}.{_quote(table)}")
+    except Exception:
+        return "TABLE", ""
+    kind, comment = "TABLE", ""
+    for row in rows:
+        label = str(row[0] or "").strip()
+        value = str(row[1] or "").strip() if len(row) > 1 else ""
+        if label == "Table Type:" and value == "VIRTUAL_VIEW":
+            kind = "VIEW"
+        elif label == "" and value == "comment" and len(row) > 2:
+            comment = str(row[2] or "").strip()
+    return kind, comment
 
 
 def _quote(name: str) -> str:
@@ -1053,163 +1079,113 @@ class ConnectionHandler:
 
     # metadata
 
-    async def _databases(self, session: SessionState) -> list[str]:
-        rows = await self.server.sql_rows(session, "show databases")
-        return [str(r[0]) for r in rows]
+    def _reader(self, session: SessionState) -> metadata.Reader:
+        """The catalog as the metadata calls read it: SHOW and DESCRIBE on the engine."""
+        sql = self.server.sql_rows
 
-    async def _tables(self, session: SessionState, db: str) -> list[str]:
-        rows = await self.server.sql_rows(session, f"show tables in {_quote(db)}")
-        return [str(r[0]) for r in rows]
+        async def databases() -> list[str]:
+            return [str(r[0]) for r in await sql(session, "show databases")]
+
+        async def tables(db: str) -> list[metadata.TableInfo]:
+            out = []
+            for row in await sql(session, f"show tables in {_quote(db)}"):
+                kind, comment = await _table_kind(sql, session, db, str(row[0]))
+                out.append(metadata.TableInfo(str(row[0]), kind, comment))
+            return out
+
+        async def columns(db: str, table: str) -> list[metadata.ColumnInfo]:
+            rows = await sql(session, f"describe {_quote(db)}.{_quote(table)}")
+            return [
+                metadata.ColumnInfo(
+                    str(r[0]),
+                    metadata.ColumnType(str(r[1])),
+                    str(r[2]) if len(r) > 2 and r[2] is not None else "",
+                )
+                for r in rows
+            ]
+
+        async def functions(db: str) -> list[tuple[str, str]]:
+            out = []
+            for row in await sql(session, f"show functions in {_quote(db)}"):
+                signature = str(row[1]) if len(row) > 1 else str(row[0])
+                out.append((signature.partition("(")[0], signature))
+            return out
+
+        return metadata.Reader(databases, tables, columns, functions)
+
+    async def _metadata(
+        self, handle: Any, kind: str, rows: Callable[[metadata.Reader], Any]
+    ) -> tuple[t.TStatus, t.TOperationHandle | None]:
+        return await self.server.metadata(
+            handle, metadata.SCHEMAS[kind], lambda session: rows(self._reader(session))
+        )
 
     @_guard(_resp(t.TGetSchemasResp))
     async def GetSchemas(self, req: t.TGetSchemasReq) -> t.TGetSchemasResp:
-        pattern = _like(req.schemaName)
-
-        async def rows(session: SessionState) -> list[list[object]]:
-            return [[db, ""] for db in await self._databases(session) if _match(pattern, db)]
-
-        status, handle = await self.server.metadata(
-            req.sessionHandle, _META_SCHEMAS["schemas"], rows
+        status, handle = await self._metadata(
+            req.sessionHandle, "schemas", lambda r: metadata.schemas(r, req.schemaName)
         )
         return t.TGetSchemasResp(status=status, operationHandle=handle)
 
     @_guard(_resp(t.TGetCatalogsResp))
     async def GetCatalogs(self, req: t.TGetCatalogsReq) -> t.TGetCatalogsResp:
-        async def rows(session: SessionState) -> list[list[object]]:
-            return []
-
-        status, handle = await self.server.metadata(
-            req.sessionHandle, _META_SCHEMAS["catalogs"], rows
-        )
+        status, handle = await self._metadata(req.sessionHandle, "catalogs", metadata.catalogs)
         return t.TGetCatalogsResp(status=status, operationHandle=handle)
 
     @_guard(_resp(t.TGetTableTypesResp))
     async def GetTableTypes(self, req: t.TGetTableTypesReq) -> t.TGetTableTypesResp:
-        async def rows(session: SessionState) -> list[list[object]]:
-            return [["TABLE"], ["VIEW"]]
-
-        status, handle = await self.server.metadata(
-            req.sessionHandle, _META_SCHEMAS["table_types"], rows
+        status, handle = await self._metadata(
+            req.sessionHandle, "table_types", metadata.table_types
         )
         return t.TGetTableTypesResp(status=status, operationHandle=handle)
 
     @_guard(_resp(t.TGetTablesResp))
     async def GetTables(self, req: t.TGetTablesReq) -> t.TGetTablesResp:
-        db_pattern, table_pattern = _like(req.schemaName), _like(req.tableName)
-
-        async def rows(session: SessionState) -> list[list[object]]:
-            out: list[list[object]] = []
-            for db in await self._databases(session):
-                if _match(db_pattern, db):
-                    for table in await self._tables(session, db):
-                        if _match(table_pattern, table):
-                            out.append(["", db, table, "TABLE", ""])
-            return out
-
-        status, handle = await self.server.metadata(
-            req.sessionHandle, _META_SCHEMAS["tables"], rows
+        status, handle = await self._metadata(
+            req.sessionHandle,
+            "tables",
+            lambda r: metadata.tables(r, req.schemaName, req.tableName, req.tableTypes),
         )
         return t.TGetTablesResp(status=status, operationHandle=handle)
 
     @_guard(_resp(t.TGetColumnsResp))
     async def GetColumns(self, req: t.TGetColumnsReq) -> t.TGetColumnsResp:
-        db_pattern, table_pattern = _like(req.schemaName), _like(req.tableName)
-        column_pattern = _like(req.columnName)
-
-        async def rows(session: SessionState) -> list[list[object]]:
-            out: list[list[object]] = []
-            for db in await self._databases(session):
-                if not _match(db_pattern, db):
-                    continue
-                for table in await self._tables(session, db):
-                    if not _match(table_pattern, table):
-                        continue
-                    described = await self.server.sql_rows(
-                        session, f"describe {_quote(db)}.{_quote(table)}"
-                    )
-                    for pos, row in enumerate(described, 1):
-                        name, type_text = str(row[0]), str(row[1]).upper()
-                        comment = str(row[2]) if len(row) > 2 and row[2] is not None else ""
-                        if not _match(column_pattern, name):
-                            continue
-                        base = type_text.split("(")[0]
-                        out.append(
-                            [
-                                "",
-                                db,
-                                table,
-                                name,
-                                _JDBC_TYPES.get(base, 12),
-                                type_text,
-                                None,
-                                None,
-                                None,
-                                None,
-                                1,
-                                comment,
-                                None,
-                                None,
-                                None,
-                                None,
-                                pos,
-                                "YES",
-                                None,
-                                None,
-                                None,
-                                None,
-                                "NO",
-                            ]
-                        )
-            return out
-
-        status, handle = await self.server.metadata(
-            req.sessionHandle, _META_SCHEMAS["columns"], rows
+        status, handle = await self._metadata(
+            req.sessionHandle,
+            "columns",
+            lambda r: metadata.columns(r, req.schemaName, req.tableName, req.columnName),
         )
         return t.TGetColumnsResp(status=status, operationHandle=handle)
 
     @_guard(_resp(t.TGetTypeInfoResp))
     async def GetTypeInfo(self, req: t.TGetTypeInfoReq) -> t.TGetTypeInfoResp:
-        async def rows(session: SessionState) -> list[list[object]]:
-            out: list[list[object]] = []
-            for name, code in _JDBC_TYPES.items():
-                out.append(
-                    [
-                        name,
-                        code,
-                        None,
-                        None,
-                        None,
-                        None,
-                        1,
-                        name in ("STRING", "VARCHAR", "CHAR"),
-                        3,
-                        False,
-                        name == "DECIMAL",
-                        False,
-                        None,
-                        0,
-                        0,
-                        None,
-                        None,
-                        None,
-                    ]
-                )
-            return out
-
-        status, handle = await self.server.metadata(
-            req.sessionHandle, _META_SCHEMAS["type_info"], rows
-        )
+        status, handle = await self._metadata(req.sessionHandle, "type_info", metadata.type_info)
         return t.TGetTypeInfoResp(status=status, operationHandle=handle)
 
     @_guard(_resp(t.TGetFunctionsResp))
     async def GetFunctions(self, req: t.TGetFunctionsReq) -> t.TGetFunctionsResp:
-        async def rows(session: SessionState) -> list[list[object]]:
-            return []
-
-        status, handle = await self.server.metadata(
-            req.sessionHandle, _META_SCHEMAS["functions"], rows
+        status, handle = await self._metadata(
+            req.sessionHandle,
+            "functions",
+            lambda r: metadata.functions(r, req.catalogName, req.schemaName, req.functionName),
         )
         return t.TGetFunctionsResp(status=status, operationHandle=handle)
+
+    @_guard(_resp(t.TGetPrimaryKeysResp))
+    async def GetPrimaryKeys(self, req: t.TGetPrimaryKeysReq) -> t.TGetPrimaryKeysResp:
+        status, handle = await self._metadata(
+            req.sessionHandle,
+            "primary_keys",
+            lambda r: metadata.primary_keys(r, req.schemaName, req.tableName),
+        )
+        return t.TGetPrimaryKeysResp(status=status, operationHandle=handle)
+
+    @_guard(_resp(t.TGetCrossReferenceResp))
+    async def GetCrossReference(self, req: t.TGetCrossReferenceReq) -> t.TGetCrossReferenceResp:
+        status, handle = await self._metadata(
+            req.sessionHandle, "cross_reference", metadata.cross_reference
+        )
+        return t.TGetCrossReferenceResp(status=status, operationHandle=handle)
 
     @_guard(_resp(t.TGetDelegationTokenResp))
     async def GetDelegationToken(self, req: Any) -> Any:

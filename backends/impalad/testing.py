@@ -3,7 +3,8 @@
 It understands just enough statements to drive every RPC: ``set all``,
 ``select <int> [x <rows>]`` (a BIGINT column ``n`` counting up), ``typed``
 (one row of every type, and one all-NULL row), ``fail at fetch``, ``dml <n>``,
-``use <db>``, ``show databases``, ``show tables in <db>``, ``describe <t>``,
+``use <db>``, ``show databases``, ``show tables in <db>``, ``show functions in <db>``,
+``describe <t>``,
 and raises an ImpalaError-like error for anything else.
 """
 
@@ -162,6 +163,10 @@ class FakeEngine:
                 0,
                 table=[["default", ""], ["sales", ""]],
             )
+        elif low[:3] == ["show", "functions", "in"]:
+            schema = [FakeColumn("return type", "STRING"), FakeColumn("signature", "STRING")]
+            builtins: list[list[object]] = [["INT", "abs(INT)"], ["STRING", "upper(STRING)"]]
+            st = FakeStatement(schema, 0, table=builtins if "_impala_builtins" in low[3] else [])
         elif low[:3] == ["show", "tables", "in"]:
             st = FakeStatement([FakeColumn("name", "STRING")], 0, table=[["t1"]])
         elif low[:1] == ["describe"]:

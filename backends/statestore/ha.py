@@ -14,10 +14,11 @@ Roles (one place changes them, :meth:`HaController._set_role`)::
 safeguards.** The documentation says the standby takes over when it "misses
 MAX_MISSED_HEARTBEAT_REQUEST_NUM of heartbeat requests from the primary and the
 majority of clients lose connections with the primary"; Impala's code measures a
-*timeout* (``--statestore_peer_timeout_seconds``) instead. We count: the standby
-expects one HA heartbeat per ``--statestore_ha_heartbeat_monitoring_frequency_ms``
+*timeout* (``--statestore_peer_timeout_seconds``, 30 s) instead. We do both: the
+standby expects one HA heartbeat per ``--statestore_ha_heartbeat_monitoring_frequency_ms``
 and declares the primary lost after ``--statestore_max_missed_heartbeats`` periods
-without one. Kept from the code: the peer must have been heard from first (a
+without one, or once ``--statestore_peer_timeout_seconds`` passed without one,
+whichever comes first. Kept from the code: the peer must have been heard from first (a
 handshake counts, which Impala's detector does not), the witnesses must be a strict
 majority and at least one, an isolated node (no subscribers) goes to recovery
 instead of taking over, an active never yields in a handshake unless the peer is
@@ -63,6 +64,7 @@ class HaConfig:
     max_missed_heartbeats: int = 10
     preemption_wait: float = 10.0
     rpc_timeout: float = 3.0
+    peer_timeout: float = 30.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,8 +148,13 @@ class HaController:
         return int(elapsed / self.config.monitor_interval + 1e-9)
 
     def peer_failed(self) -> bool:
+        """The active is lost: too many periods missed, or the peer timeout passed."""
         missed = self.peer_missed_heartbeats()
-        return missed is not None and missed >= self.config.max_missed_heartbeats
+        if missed is None:
+            return False
+        assert self._last_peer_heartbeat is not None
+        timed_out = self._clock.seconds() - self._last_peer_heartbeat >= self.config.peer_timeout
+        return missed >= self.config.max_missed_heartbeats or timed_out
 
     def majority_failed(self) -> bool:
         failed, total = self._witnesses.failed(), self._witnesses.total()

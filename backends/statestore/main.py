@@ -15,52 +15,17 @@ from twisted.application import internet, service
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 
+from backends import flagsets
 from backends.common import daemon, web
-from backends.common.flags import Flags, FlagSet
+from backends.common.flags import Flags
 from backends.common.rpc import TlsConfig, client_endpoint, server_endpoint
 from backends.statestore import web as pages
 from backends.statestore.catalogd_mgr import CatalogdManager
+from backends.statestore.flags import flag_set
 from backends.statestore.ha import HaConfig
 from backends.statestore.statestore import Statestore, StatestoreConfig, build_service
 
 log = Logger()
-
-
-def flag_set() -> FlagSet:
-    fs = FlagSet("statestored")
-    d = fs.define
-    d("hostname", "", "this host's name, advertised to the peer (default: the machine's name)")
-    d("listen_interface", "", "address the RPC ports listen on (default: all)")
-    d("state_store_port", 24000, "port for subscriber registrations")
-    d("webserver_port", 25010, "debug web server port (0: off)")
-    d("webserver_interface", "", "address the web server listens on (default: all)")
-    d("statestore_heartbeat_frequency_ms", 1000, "heartbeat period per subscriber")
-    d("statestore_max_missed_heartbeats", 10, "consecutive missed heartbeats until failure")
-    d("statestore_heartbeat_tcp_timeout_seconds", 3, "heartbeat RPC timeout")
-    d("statestore_update_frequency_ms", 2000, "period of non-priority topic updates")
-    d("statestore_priority_update_frequency_ms", 100, "period of membership/queue topic updates")
-    d("statestore_update_tcp_timeout_seconds", 300, "topic update RPC timeout")
-    d("statestore_max_subscribers", 10000, "most subscribers accepted")
-    d("enable_statestored_ha", False, "run as one of a primary/standby pair")
-    d("state_store_ha_port", 24020, "port of this statestored's HA service")
-    d("state_store_peer_host", "localhost", "host of the peer statestored")
-    d("state_store_peer_ha_port", 24020, "HA port of the peer statestored")
-    d("statestore_force_active", False, "take the active role in the handshake")
-    d("use_network_address_as_statestore_priority", False, "lower HA address wins, not id")
-    d("statestore_ha_preemption_wait_period_ms", 10000, "start-up wait for the peer")
-    d("statestore_ha_heartbeat_monitoring_frequency_ms", 1000, "HA heartbeat / monitor period")
-    d("statestore_ha_client_rpc_timeout_ms", 3000, "HA RPC timeout")
-    d("update_statestore_rpc_resend_interval_ms", 100, "resend period of role notifications")
-    d("statestore_update_statestore_tcp_timeout_seconds", 3, "role notification RPC timeout")
-    d("ssl_server_certificate", "", "PEM certificate: serve the RPC ports over TLS")
-    d("ssl_private_key", "", "PEM private key of --ssl_server_certificate")
-    d("ssl_client_ca_certificate", "", "PEM CA: connect to subscribers/peer over TLS")
-    d("debug_actions", "", "test hooks; DISABLE_STATESTORE_NETWORK enables the fault RPC")
-    d("enable_catalogd_ha", False, "elect one active catalogd of a pair")
-    d("catalogd_ha_preemption_wait_period_ms", 10000, "wait for the 2nd catalogd before electing")
-    d("use_subscriber_id_as_catalogd_priority", False, "lower subscriber id wins, not random")
-    d("active_catalogd_designation_monitoring_interval_ms", 100, "catalogd election period")
-    return fs
 
 
 def makeService(flags: Flags, reactor: Any = None) -> service.MultiService:
@@ -86,7 +51,7 @@ def makeService(flags: Flags, reactor: Any = None) -> service.MultiService:
         ),
     )
     hostname = flags.get_str("hostname") or socket.gethostname()
-    interface = flags.get_str("listen_interface")
+    interface = flags.get_str("listen_host")
     ha_config = None
     peer = None
     if flags.get_bool("enable_statestored_ha"):
@@ -101,6 +66,7 @@ def makeService(flags: Flags, reactor: Any = None) -> service.MultiService:
             max_missed_heartbeats=config.max_missed_heartbeats,
             preemption_wait=flags.get_int("statestore_ha_preemption_wait_period_ms") / 1000.0,
             rpc_timeout=daemon.positive_ms(flags, "statestore_ha_client_rpc_timeout_ms"),
+            peer_timeout=daemon.positive(flags, "statestore_peer_timeout_seconds"),
         )
         peer = client_endpoint(
             reactor,
@@ -149,10 +115,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from twisted.internet import reactor as global_reactor
 
     reactor: Any = global_reactor
-    top = daemon.build(flag_set(), argv, lambda flags: makeService(flags, reactor))
+    top = daemon.build(
+        flag_set(),
+        argv,
+        lambda flags: makeService(flags, reactor),
+        logging=flagsets.not_implemented,
+    )
     if isinstance(top, int):
         return top
-    daemon.begin_logging()
     application = service.Application("statestored")
     top.setServiceParent(service.IServiceCollection(application))
     for child in top:

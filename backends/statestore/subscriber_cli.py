@@ -49,7 +49,7 @@ def flag_set() -> FlagSet:
     d("subscriber_id", "", "subscriber id (default: impalad@<hostname>:<port>)")
     d("subscriber_type", "COORDINATOR_EXECUTOR", "one of " + ", ".join(sorted(SUBSCRIBER_TYPES)))
     d("hostname", "", "name advertised to the statestore (default: the machine's name)")
-    d("listen_interface", "", "address the callback port listens on (default: all)")
+    d("listen_host", "", "address the callback port listens on (default: all)")
     d("state_store_subscriber_port", 23000, "callback port for statestore RPCs (0: any free)")
     d("state_store_host", "localhost", "first statestore")
     d("state_store_port", 24000, "first statestore's registration port")
@@ -167,7 +167,7 @@ def make_service(flags: Flags, reactor: Any) -> service.MultiService:
             subscriber_type=kind,
             topics=[TopicRegistration(MEMBERSHIP_TOPIC, is_transient=True)],
             hostname=hostname,
-            listen_interface=flags.get_str("listen_interface"),
+            listen_interface=flags.get_str("listen_host"),
         )
     except RpcError as e:
         raise FlagError(str(e)) from None

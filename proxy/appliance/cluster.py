@@ -54,6 +54,9 @@ class Daemon:
     #: the name the balancer knows it by ("" = its own name); an impalad added to a
     #: running cluster is named by its host, as the Impala controller names it
     server: str = ""
+    #: an Impala daemon's own flags, written to ``<name>.flags`` beside the cluster's
+    #: ``common.flags``; its argv reads both (:func:`write_flagfiles`)
+    flags: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def server_name(self) -> str:
@@ -78,60 +81,40 @@ def plan(
     bins: Path | None = None,
     net: str = "127.0.0",
     balancer: str = "impala-lb",
+    flag_dir: Path | None = None,
 ) -> list[Daemon]:
     """The daemons of the default local cluster, in start order; state lives below ``run``.
 
     ``balancer`` is ``impala-lb`` (the Impala controller in-process) or ``haproxy``
     (Debian's HAProxy on the same rendered config, the controller beside it as
-    ``impala-lb agent``)."""
+    ``impala-lb agent``). The Impala daemons read ``common.flags`` and their own
+    ``<name>.flags`` from ``flag_dir`` (default ``<run>/flags``), as operators keep one
+    common flagfile for all of Impala's daemons."""
     bins = bins or bindir()
-    warehouse = run / "warehouse"
-    ss_hosts = [f"{net}.21", f"{net}.22"]
-    cat_hosts = [f"{net}.31", f"{net}.32"]
+    flag_dir = flag_dir or run / "flags"
+    ss_hosts, cat_hosts = _hosts(net)
     daemons: list[Daemon] = []
     for i, host in enumerate(ss_hosts):
         peer = ss_hosts[1 - i]
-        daemons.append(
-            Daemon(
-                f"statestored-{i + 1}",
-                "statestored",
-                host,
-                [
-                    str(bins / "statestored"),
-                    f"--hostname={host}",
-                    f"--listen_interface={host}",
-                    f"--webserver_interface={host}",
-                    "--enable_statestored_ha",
-                    f"--state_store_peer_host={peer}",
-                    "--statestore_ha_preemption_wait_period_ms=2000",
-                    # The active statestored designates the active catalogd of the pair.
-                    "--enable_catalogd_ha",
-                    "--catalogd_ha_preemption_wait_period_ms=2000",
-                ],
-                25010,
-                "statestore.active-status",
-            )
-        )
+        own = [
+            f"--hostname={host}",
+            f"--listen_host={host}",
+            f"--webserver_interface={host}",
+            f"--state_store_peer_host={peer}",
+            "--statestore_ha_preemption_wait_period_ms=2000",
+            # The active statestored designates the active catalogd of the pair.
+            "--catalogd_ha_preemption_wait_period_ms=2000",
+        ]
+        name = f"statestored-{i + 1}"
+        daemons.append(_impala_daemon(name, "statestored", host, bins, flag_dir, own, 25010))
+        daemons[-1].role_metric = "statestore.active-status"
     for i, host in enumerate(cat_hosts):
-        daemons.append(
-            Daemon(
-                f"catalogd-{i + 1}",
-                "catalogd",
-                host,
-                [
-                    str(bins / "catalogd"),
-                    f"--hostname={host}",
-                    f"--listen_host={host}",
-                    f"--warehouse_dir={warehouse}",
-                    "--enable_catalogd_ha",
-                    *_statestore_flags(ss_hosts),
-                ],
-                25020,
-                "catalog-server.active-status",
-            )
-        )
+        own = [f"--hostname={host}", f"--listen_host={host}"]
+        name = f"catalogd-{i + 1}"
+        daemons.append(_impala_daemon(name, "catalogd", host, bins, flag_dir, own, 25020))
+        daemons[-1].role_metric = "catalog-server.active-status"
     for i in range(impalads):
-        daemons.append(impalad(i + 1, net, run, bins, ss_hosts, cat_hosts[0]))
+        daemons.append(impalad(i + 1, net, run, bins, flag_dir))
     cfg = str(run / "haproxy.cfg")
     agent = f"{bind}:{AGENT_PORT}"
     if balancer == "haproxy":
@@ -168,33 +151,60 @@ def plan(
 HAPROXY = "/usr/sbin/haproxy"
 
 
-def impalad(
-    index: int, net: str, run: Path, bins: Path, ss_hosts: Sequence[str], catalog: str
-) -> Daemon:
+def impalad(index: int, net: str, run: Path, bins: Path, flag_dir: Path) -> Daemon:
     """The ``index``-th impalad (from 1): on ``<net>.<10 + index>``, Impala's ports."""
     host = f"{net}.{10 + index}"
     name = f"impalad-{index}"
+    own = [f"--listen_host={host}", f"--hostname={host}", f"--log_dir={run / 'logs' / name}"]
+    return _impala_daemon(name, "impalad", host, bins, flag_dir, own, 25000)
+
+
+def _impala_daemon(
+    name: str, kind: str, host: str, bins: Path, flag_dir: Path, own: list[str], web: int
+) -> Daemon:
     argv = [
-        str(bins / "impalad"),
-        f"--listen_host={host}",
-        f"--hostname={host}",
-        f"--warehouse_dir={run / 'warehouse'}",
-        f"--log_dir={run / 'logs' / name}",
-        *_statestore_flags(ss_hosts),
-        f"--catalog_service_host={catalog}",
-        "--enable_catalogd_ha",
+        str(bins / kind),
+        f"--flagfile={flag_dir / 'common.flags'}",
+        f"--flagfile={flag_dir / f'{name}.flags'}",
     ]
-    return Daemon(name, "impalad", host, argv, 25000)
+    return Daemon(name, kind, host, argv, web, flags=own)
 
 
-def _statestore_flags(hosts: Sequence[str]) -> list[str]:
+def _hosts(net: str) -> tuple[list[str], list[str]]:
+    """The statestored pair's and the catalogd pair's addresses."""
+    return [f"{net}.21", f"{net}.22"], [f"{net}.31", f"{net}.32"]
+
+
+def common_flags(run: Path, net: str = "127.0.0") -> list[str]:
+    """``common.flags``: what every Impala daemon of the cluster reads (each acts on its
+    own share: an impalad flag in it is no statestored's, as in Impala)."""
+    ss_hosts, cat_hosts = _hosts(net)
     return [
-        f"--state_store_host={hosts[0]}",
+        f"--state_store_host={ss_hosts[0]}",
         "--state_store_port=24000",
-        f"--state_store_2_host={hosts[1]}",
+        f"--state_store_2_host={ss_hosts[1]}",
         "--state_store_2_port=24000",
         "--enable_statestored_ha",
+        "--enable_catalogd_ha",
+        f"--catalog_service_host={cat_hosts[0]}",
+        f"--warehouse_dir={run / 'warehouse'}",
     ]
+
+
+def flagfile_text(title: str, flags: Sequence[str]) -> str:
+    return "\n".join([f"# {title}", *flags]) + "\n"
+
+
+def write_flagfiles(run: Path, daemons: Iterable[Daemon], net: str) -> None:
+    """``<run>/flags/common.flags`` and each Impala daemon's own flagfile."""
+    flag_dir = run / "flags"
+    flag_dir.mkdir(parents=True, exist_ok=True)
+    common = flagfile_text("read by every Impala daemon of the cluster", common_flags(run, net))
+    (flag_dir / "common.flags").write_text(common)
+    for d in daemons:
+        if d.flags:
+            text = flagfile_text(f"{d.name}: read after common.flags", d.flags)
+            (flag_dir / f"{d.name}.flags").write_text(text)
 
 
 def description(daemons: Iterable[Daemon], *, port: int, bind: str, run: Path) -> dict[str, Any]:
@@ -500,7 +510,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     )
     for d in daemons:
         if d.kind == "impalad":
-            d.argv += args.impalad_flag
+            d.flags += args.impalad_flag
+    write_flagfiles(run, daemons, args.net)
     (run / "haproxy.cfg").write_text(
         render_config(description(daemons, port=args.port, bind=args.bind, run=run))
     )
@@ -721,12 +732,11 @@ def cmd_add(args: argparse.Namespace) -> int:
         return 1
     net = existing[0].host.rpartition(".")[0]
     bins = Path(existing[0].argv[0]).parent
-    ss = [d.host for d in daemons if d.kind == "statestored"]
-    cat = next(d.host for d in daemons if d.kind == "catalogd")
-    new = impalad(index, net, run, bins, ss, cat)
+    new = impalad(index, net, run, bins, run / "flags")
     # the flags `cluster up --impalad-flag` gave the first impalads
-    model = impalad(1, net, run, bins, ss, cat)
-    new.argv += [a for a in existing[0].argv if a not in model.argv]
+    model = impalad(1, net, run, bins, run / "flags")
+    new.flags += [a for a in existing[0].flags if a not in model.flags]
+    write_flagfiles(run, [new], net)
     new.server = new.host  # how the controller names a coordinator it discovers
     daemons.insert(daemons.index(existing[-1]) + 1, new)
     spawn(new, run)

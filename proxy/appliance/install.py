@@ -69,19 +69,30 @@ class Planned:
 
 def planned_files(bindir: Path, port: int = 5000) -> list[Planned]:
     """Everything ``install`` writes: units, the balancer config, flagfiles, defaults."""
-    from proxy.appliance.cluster import description, plan, render_config
+    from proxy.appliance.cluster import (
+        common_flags,
+        description,
+        flagfile_text,
+        plan,
+        render_config,
+    )
 
     files = [Planned(UNIT_DIR / unit, render_unit(unit, bindir)) for unit in UNITS]
-    daemons = plan(STATE_DIR, port=port, bind="127.0.0.1", bins=bindir)
+    daemons = plan(STATE_DIR, port=port, bind="127.0.0.1", bins=bindir, flag_dir=CONFIG_DIR)
     desc = description(daemons, port=port, bind="127.0.0.1", run=Path("/run/impala-lb"))
     files.append(Planned(CONFIG_DIR / "impala-lb.cfg", render_config(desc)))
+    common = "read by every Impala daemon (impalad@, statestored@, catalogd@) before its own"
+    files.append(
+        Planned(CONFIG_DIR / "common.flags", flagfile_text(common, common_flags(STATE_DIR)))
+    )
     for d in daemons:
-        if d.kind == "impala-lb":
+        if not d.flags:
             continue
         kind, _, instance = d.name.rpartition("-")
-        lines = [f"# {d.kind} instance {instance}: read by {kind}@{instance}.service"]
-        lines += d.argv[1:]
-        files.append(Planned(CONFIG_DIR / f"{kind}-{instance}.flags", "\n".join(lines) + "\n"))
+        title = (
+            f"{d.kind} instance {instance}: read by {kind}@{instance}.service after common.flags"
+        )
+        files.append(Planned(CONFIG_DIR / f"{d.name}.flags", flagfile_text(title, d.flags)))
     files.append(Planned(CONFIG_DIR / "agent.args", AGENT_ARGS))
     files.append(
         Planned(

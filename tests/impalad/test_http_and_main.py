@@ -13,6 +13,7 @@ from twisted.web.test.requesthelper import DummyRequest
 
 from backends.common.flags import FlagError
 from backends.impalad import main, transport
+from backends.impalad.flags import flag_set
 from backends.impalad.gen.TCLIService import ttypes as t
 from backends.impalad.gssapi_auth import expand_host, short_name
 from backends.impalad.sasl import AuthenticationError
@@ -87,7 +88,7 @@ def test_basic_header_parsing() -> None:
 
 def test_make_service_listens_on_the_three_ports() -> None:
     """makeService binds hs2, hs2-http and the web server on --listen_host and gets ready."""
-    flags = main.flag_set().parse(
+    flags = flag_set().parse(
         [
             "--listen_host=127.0.0.7",
             "--hs2_port=1",
@@ -121,7 +122,7 @@ def test_make_service_listens_on_the_three_ports() -> None:
 
 def test_flags_follow_impala_names_and_refuse_beeswax() -> None:
     """Impala's defaults (21050/28000/25000) apply, and a beeswax port is refused."""
-    flags = main.flag_set().parse([])
+    flags = flag_set().parse([])
     assert (flags["hs2_port"], flags["hs2_http_port"], flags["webserver_port"]) == (
         21050,
         28000,
@@ -129,7 +130,7 @@ def test_flags_follow_impala_names_and_refuse_beeswax() -> None:
     )
     with pytest.raises(FlagError, match="beeswax"):
         main.makeService(
-            main.flag_set().parse(["--beeswax_port=21000"]),
+            flag_set().parse(["--beeswax_port=21000"]),
             reactor=MemoryReactorClock(),
             engine=FakeEngine(),
             session_factory=fake_session,
@@ -192,7 +193,7 @@ def test_be_principal_alone_is_refused() -> None:
     """--be_principal without --principal is a flag error, as in Impala."""
     with pytest.raises(FlagError, match="--be_principal needs --principal"):
         main.makeService(
-            main.flag_set().parse(["--be_principal=impala/_HOST@R", "--state_store_host="]),
+            flag_set().parse(["--be_principal=impala/_HOST@R", "--state_store_host="]),
             reactor=MemoryReactorClock(),
             engine=FakeEngine(),
             session_factory=fake_session,
@@ -204,7 +205,7 @@ def test_principal_without_keytab_is_refused(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.delenv("KRB5_KTNAME", raising=False)
     with pytest.raises(FlagError, match="needs --keytab_file"):
         main.makeService(
-            main.flag_set().parse(["--principal=impala/_HOST@R", "--state_store_host="]),
+            flag_set().parse(["--principal=impala/_HOST@R", "--state_store_host="]),
             reactor=MemoryReactorClock(),
             engine=FakeEngine(),
             session_factory=fake_session,
@@ -215,7 +216,7 @@ def test_tls_flags_with_a_missing_file_are_refused(tmp_path: Any) -> None:
     """An unreadable --ssl_server_certificate is a clear flag error at start-up."""
     with pytest.raises(FlagError, match="cannot read certificate"):
         main.makeService(
-            main.flag_set().parse(
+            flag_set().parse(
                 [
                     f"--ssl_server_certificate={tmp_path / 'none.crt'}",
                     f"--ssl_private_key={tmp_path / 'none.key'}",

@@ -10,6 +10,7 @@ from twisted.internet.testing import MemoryReactorClock
 from backends.common.subscriber import MEMBERSHIP_TOPIC, BackendDescriptor, StatestoreSubscriber
 from backends.common.web import WebRequest
 from backends.impalad import main, webui
+from backends.impalad.flags import flag_set
 from backends.impalad.membership import (
     MEMBERSHIP_TOPICS,
     ImpaladDescriptor,
@@ -147,7 +148,7 @@ def test_healthz_waits_for_registration_but_standalone_does_not() -> None:
 
 def test_make_service_with_a_statestore_adds_the_subscriber_port() -> None:
     """With --state_store_host the service tree also listens on the subscriber port."""
-    flags = main.flag_set().parse(
+    flags = flag_set().parse(
         [
             "--listen_host=127.0.0.7",
             "--hs2_port=1",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -163,6 +164,20 @@ def test_heartbeats_missed_count_is_the_seed_rule() -> None:
     assert role(p.c1) is Role.STANDBY  # 4 periods missed, fewer than 5
     p.run(0.2)
     assert role(p.c1) is Role.ACTIVE
+
+
+def test_peer_timeout_ends_the_wait_before_the_missed_count() -> None:
+    """Impala's --statestore_peer_timeout_seconds: with a timeout shorter than the
+    missed-heartbeat count (0.25 s against 5 x 0.1 s), the active is lost at the timeout."""
+    p = Pair()
+    p.c1.config = dataclasses.replace(p.c1.config, peer_timeout=0.25)
+    p.run(0.5)
+    p.wit1.n_failed = 3
+    p.kill(0)
+    p.run(0.2)
+    assert role(p.c1) is Role.STANDBY and not p.c1.peer_failed()
+    p.run(0.1)
+    assert p.c1.peer_missed_heartbeats() == 3 and role(p.c1) is Role.ACTIVE
 
 
 def test_isolated_standby_goes_to_recovery() -> None:

@@ -13,7 +13,8 @@ from twisted.internet.testing import MemoryReactorClock
 from backends.common.flags import FlagError
 from backends.common.web import WebRequest
 from backends.statestore import web
-from backends.statestore.main import flag_set, makeService
+from backends.statestore.flags import flag_set
+from backends.statestore.main import makeService
 from tests.statestore.test_memory_cluster import Cluster
 from tests.support.procs import ROOT
 
@@ -90,7 +91,7 @@ def test_statestored_exits_1_when_its_port_is_taken() -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        argv = ["-m", "backends.statestore.main", "--listen_interface=127.0.0.1"]
+        argv = ["-m", "backends.statestore.main", "--listen_host=127.0.0.1"]
         argv += [f"--state_store_port={port}", "--webserver_port=0"]
         done = subprocess.run(
             [sys.executable, *argv],

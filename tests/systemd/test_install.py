@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from backends.impalad.main import flag_set as impalad_flags
-from backends.statestore.main import flag_set as statestored_flags
+from backends import flagsets
 from haconfig import check
 from proxy.appliance.install import install, uninstall
 
@@ -41,7 +40,8 @@ def test_install_puts_units_config_and_flagfiles_in_place(tmp_path: Path) -> Non
         "statestored@.service",
     ]
     assert (etc / "impala-lb/impala-lb.cfg").is_file()
-    for name in ("impalad-1", "impalad-2", "impalad-3", "statestored-1", "statestored-2"):
+    names = ("common", "impalad-1", "impalad-2", "impalad-3", "statestored-1", "statestored-2")
+    for name in (*names, "catalogd-1", "catalogd-2"):
         assert (etc / f"impala-lb/{name}.flags").is_file(), name
     assert (
         f"ExecStart={BINDIR}/impala-lb -f" in (etc / "systemd/system/impala-lb.service").read_text()
@@ -85,15 +85,21 @@ def test_installed_config_passes_our_check_and_real_haproxy(tmp_path: Path) -> N
 
 
 def test_flagfiles_parse_with_the_daemons_own_flags(tmp_path: Path) -> None:
-    """Each flagfile is accepted by the daemon that reads it (no unknown flag)."""
+    """Each daemon reads common.flags then its own flagfile, as its unit passes them: no
+    unknown flag, and none that no impala-lb daemon implements."""
     _install(tmp_path)
     conf = tmp_path / "etc/impala-lb"
-    for i in (1, 2, 3):
-        flags = impalad_flags().parse([f"--flagfile={conf / f'impalad-{i}.flags'}"])
-        assert flags.get_str("listen_host") == f"127.0.0.{10 + i}"
-    for i in (1, 2):
-        flags = statestored_flags().parse([f"--flagfile={conf / f'statestored-{i}.flags'}"])
-        assert flags.get_bool("enable_statestored_ha")
+    common = f"--flagfile={conf / 'common.flags'}"
+    instances = {"impalad": (1, 2, 3), "statestored": (1, 2), "catalogd": (1, 2)}
+    for daemon, numbers in instances.items():
+        for i in numbers:
+            own = f"--flagfile={conf / f'{daemon}-{i}.flags'}"
+            flags = flagsets.DAEMONS[daemon]().parse([common, own])
+            assert flagsets.not_implemented(flags) == [], (daemon, i)
+            assert flags.get_bool("enable_statestored_ha"), (daemon, i)
+            assert flags.get_str("listen_host").startswith("127.0.0."), (daemon, i)
+    flags = flagsets.DAEMONS["impalad"]().parse([common, f"--flagfile={conf / 'impalad-1.flags'}"])
+    assert flags.get_str("listen_host") == "127.0.0.11"
 
 
 def test_install_is_idempotent(tmp_path: Path) -> None:

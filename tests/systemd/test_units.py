@@ -65,7 +65,10 @@ def test_balancer_unit_hardening() -> None:
 
 @pytest.mark.parametrize("daemon", ["impalad", "statestored", "catalogd"])
 def test_daemon_units_read_their_flagfile(daemon: str) -> None:
-    """Each daemon instance reads /etc/impala-lb/<daemon>-<instance>.flags."""
+    """Each daemon instance reads the common flagfile, then /etc/impala-lb/<daemon>-<i>.flags."""
     svc = _sections(render_unit(f"{daemon}@.service", BINDIR))["Service"]
-    assert svc["ExecStart"] == f"{BINDIR}/{daemon} --flagfile=/etc/impala-lb/{daemon}-%i.flags"
+    assert svc["ExecStart"] == (
+        f"{BINDIR}/{daemon} --flagfile=/etc/impala-lb/common.flags "
+        f"--flagfile=/etc/impala-lb/{daemon}-%i.flags"
+    )
     assert svc["User"] == "impala-lb"

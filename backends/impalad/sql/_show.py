@@ -172,6 +172,13 @@ def column_stats(t: Table) -> Rows:
     return schema, rows
 
 
+def _table_type(t: Table) -> str:
+    """The metastore's table type, as DESCRIBE FORMATTED prints it."""
+    if t.is_view:
+        return "VIRTUAL_VIEW"
+    return "EXTERNAL_TABLE" if t.external else "MANAGED_TABLE"
+
+
 def describe_formatted(t: Table) -> Rows:
     """DESCRIBE FORMATTED: columns, partition keys, table and storage details."""
     rows: list[tuple[str | None, str | None, str | None]] = [
@@ -199,7 +206,7 @@ def describe_formatted(t: Table) -> Rows:
         ("LastAccessTime:     ", "UNKNOWN", None),
         ("Retention:          ", "0", None),
         ("Location:           ", "file:" + t.location, None),
-        ("Table Type:         ", "EXTERNAL_TABLE" if t.external else "MANAGED_TABLE", None),
+        ("Table Type:         ", _table_type(t), None),
         ("Table Parameters:", None, None),
     ]
     if t.comment:

@@ -950,6 +950,35 @@ struct TGetFunctionsResp {
   2: optional TOperationHandle operationHandle
 }
 
+// GetPrimaryKeys and GetCrossReference, as in Impala 4.5.0's
+// common/thrift/hive-1-api/TCLIService.thrift (HIVE-13425).
+struct TGetPrimaryKeysReq {
+  1: required TSessionHandle sessionHandle
+  2: optional TIdentifier catalogName
+  3: optional TIdentifier schemaName
+  4: optional TIdentifier tableName
+}
+
+struct TGetPrimaryKeysResp {
+  1: required TStatus status
+  2: optional TOperationHandle operationHandle
+}
+
+struct TGetCrossReferenceReq {
+  1: required TSessionHandle sessionHandle
+  2: optional TIdentifier parentCatalogName
+  3: optional TIdentifier parentSchemaName
+  4: optional TIdentifier parentTableName
+  5: optional TIdentifier foreignCatalogName
+  6: optional TIdentifier foreignSchemaName
+  7: optional TIdentifier foreignTableName
+}
+
+struct TGetCrossReferenceResp {
+  1: required TStatus status
+  2: optional TOperationHandle operationHandle
+}
+
 
 // GetOperationStatus()
 //
@@ -1168,6 +1197,10 @@ service TCLIService {
   TGetColumnsResp GetColumns(1:TGetColumnsReq req);
 
   TGetFunctionsResp GetFunctions(1:TGetFunctionsReq req);
+
+  TGetPrimaryKeysResp GetPrimaryKeys(1:TGetPrimaryKeysReq req);
+
+  TGetCrossReferenceResp GetCrossReference(1:TGetCrossReferenceReq req);
 
   TGetOperationStatusResp GetOperationStatus(1:TGetOperationStatusReq req);
 

@@ -110,6 +110,22 @@ class Iface(Interface):
         """
         pass
 
+    def GetPrimaryKeys(req):
+        """
+        Parameters:
+         - req
+
+        """
+        pass
+
+    def GetCrossReference(req):
+        """
+        Parameters:
+         - req
+
+        """
+        pass
+
     def GetOperationStatus(req):
         """
         Parameters:
@@ -720,6 +736,102 @@ class Client(object):
             return d.callback(result.success)
         return d.errback(TApplicationException(TApplicationException.MISSING_RESULT, "GetFunctions failed: unknown result"))
 
+    def GetPrimaryKeys(self, req):
+        """
+        Parameters:
+         - req
+
+        """
+        seqid = self._seqid = self._seqid + 1
+        self._reqs[seqid] = defer.Deferred()
+
+        d = defer.maybeDeferred(self.send_GetPrimaryKeys, req)
+        d.addCallbacks(
+            callback=self.cb_send_GetPrimaryKeys,
+            callbackArgs=(seqid,),
+            errback=self.eb_send_GetPrimaryKeys,
+            errbackArgs=(seqid,))
+        return d
+
+    def cb_send_GetPrimaryKeys(self, _, seqid):
+        return self._reqs[seqid]
+
+    def eb_send_GetPrimaryKeys(self, f, seqid):
+        d = self._reqs.pop(seqid)
+        d.errback(f)
+        return d
+
+    def send_GetPrimaryKeys(self, req):
+        oprot = self._oprot_factory.getProtocol(self._transport)
+        oprot.writeMessageBegin('GetPrimaryKeys', TMessageType.CALL, self._seqid)
+        args = GetPrimaryKeys_args()
+        args.req = req
+        args.write(oprot)
+        oprot.writeMessageEnd()
+        oprot.trans.flush()
+
+    def recv_GetPrimaryKeys(self, iprot, mtype, rseqid):
+        d = self._reqs.pop(rseqid)
+        if mtype == TMessageType.EXCEPTION:
+            x = TApplicationException()
+            x.read(iprot)
+            iprot.readMessageEnd()
+            return d.errback(x)
+        result = GetPrimaryKeys_result()
+        result.read(iprot)
+        iprot.readMessageEnd()
+        if result.success is not None:
+            return d.callback(result.success)
+        return d.errback(TApplicationException(TApplicationException.MISSING_RESULT, "GetPrimaryKeys failed: unknown result"))
+
+    def GetCrossReference(self, req):
+        """
+        Parameters:
+         - req
+
+        """
+        seqid = self._seqid = self._seqid + 1
+        self._reqs[seqid] = defer.Deferred()
+
+        d = defer.maybeDeferred(self.send_GetCrossReference, req)
+        d.addCallbacks(
+            callback=self.cb_send_GetCrossReference,
+            callbackArgs=(seqid,),
+            errback=self.eb_send_GetCrossReference,
+            errbackArgs=(seqid,))
+        return d
+
+    def cb_send_GetCrossReference(self, _, seqid):
+        return self._reqs[seqid]
+
+    def eb_send_GetCrossReference(self, f, seqid):
+        d = self._reqs.pop(seqid)
+        d.errback(f)
+        return d
+
+    def send_GetCrossReference(self, req):
+        oprot = self._oprot_factory.getProtocol(self._transport)
+        oprot.writeMessageBegin('GetCrossReference', TMessageType.CALL, self._seqid)
+        args = GetCrossReference_args()
+        args.req = req
+        args.write(oprot)
+        oprot.writeMessageEnd()
+        oprot.trans.flush()
+
+    def recv_GetCrossReference(self, iprot, mtype, rseqid):
+        d = self._reqs.pop(rseqid)
+        if mtype == TMessageType.EXCEPTION:
+            x = TApplicationException()
+            x.read(iprot)
+            iprot.readMessageEnd()
+            return d.errback(x)
+        result = GetCrossReference_result()
+        result.read(iprot)
+        iprot.readMessageEnd()
+        if result.success is not None:
+            return d.callback(result.success)
+        return d.errback(TApplicationException(TApplicationException.MISSING_RESULT, "GetCrossReference failed: unknown result"))
+
     def GetOperationStatus(self, req):
         """
         Parameters:
@@ -1169,6 +1281,8 @@ class Processor(TProcessor):
         self._processMap["GetTableTypes"] = Processor.process_GetTableTypes
         self._processMap["GetColumns"] = Processor.process_GetColumns
         self._processMap["GetFunctions"] = Processor.process_GetFunctions
+        self._processMap["GetPrimaryKeys"] = Processor.process_GetPrimaryKeys
+        self._processMap["GetCrossReference"] = Processor.process_GetCrossReference
         self._processMap["GetOperationStatus"] = Processor.process_GetOperationStatus
         self._processMap["CancelOperation"] = Processor.process_CancelOperation
         self._processMap["CloseOperation"] = Processor.process_CloseOperation
@@ -1591,6 +1705,78 @@ class Processor(TProcessor):
             msg_type = TMessageType.EXCEPTION
             result = TApplicationException(TApplicationException.INTERNAL_ERROR, 'Internal error')
         oprot.writeMessageBegin("GetFunctions", msg_type, seqid)
+        result.write(oprot)
+        oprot.writeMessageEnd()
+        oprot.trans.flush()
+
+    def process_GetPrimaryKeys(self, seqid, iprot, oprot):
+        args = GetPrimaryKeys_args()
+        args.read(iprot)
+        iprot.readMessageEnd()
+        result = GetPrimaryKeys_result()
+        d = defer.maybeDeferred(self._handler.GetPrimaryKeys, args.req)
+        d.addCallback(self.write_results_success_GetPrimaryKeys, result, seqid, oprot)
+        d.addErrback(self.write_results_exception_GetPrimaryKeys, result, seqid, oprot)
+        return d
+
+    def write_results_success_GetPrimaryKeys(self, success, result, seqid, oprot):
+        result.success = success
+        oprot.writeMessageBegin("GetPrimaryKeys", TMessageType.REPLY, seqid)
+        result.write(oprot)
+        oprot.writeMessageEnd()
+        oprot.trans.flush()
+
+    def write_results_exception_GetPrimaryKeys(self, error, result, seqid, oprot):
+        msg_type = TMessageType.REPLY
+        try:
+            error.raiseException()
+        except TTransport.TTransportException:
+            raise
+        except TApplicationException as ex:
+            logging.exception('TApplication exception in handler')
+            msg_type = TMessageType.EXCEPTION
+            result = ex
+        except Exception:
+            logging.exception('Unexpected exception in handler')
+            msg_type = TMessageType.EXCEPTION
+            result = TApplicationException(TApplicationException.INTERNAL_ERROR, 'Internal error')
+        oprot.writeMessageBegin("GetPrimaryKeys", msg_type, seqid)
+        result.write(oprot)
+        oprot.writeMessageEnd()
+        oprot.trans.flush()
+
+    def process_GetCrossReference(self, seqid, iprot, oprot):
+        args = GetCrossReference_args()
+        args.read(iprot)
+        iprot.readMessageEnd()
+        result = GetCrossReference_result()
+        d = defer.maybeDeferred(self._handler.GetCrossReference, args.req)
+        d.addCallback(self.write_results_success_GetCrossReference, result, seqid, oprot)
+        d.addErrback(self.write_results_exception_GetCrossReference, result, seqid, oprot)
+        return d
+
+    def write_results_success_GetCrossReference(self, success, result, seqid, oprot):
+        result.success = success
+        oprot.writeMessageBegin("GetCrossReference", TMessageType.REPLY, seqid)
+        result.write(oprot)
+        oprot.writeMessageEnd()
+        oprot.trans.flush()
+
+    def write_results_exception_GetCrossReference(self, error, result, seqid, oprot):
+        msg_type = TMessageType.REPLY
+        try:
+            error.raiseException()
+        except TTransport.TTransportException:
+            raise
+        except TApplicationException as ex:
+            logging.exception('TApplication exception in handler')
+            msg_type = TMessageType.EXCEPTION
+            result = ex
+        except Exception:
+            logging.exception('Unexpected exception in handler')
+            msg_type = TMessageType.EXCEPTION
+            result = TApplicationException(TApplicationException.INTERNAL_ERROR, 'Internal error')
+        oprot.writeMessageBegin("GetCrossReference", msg_type, seqid)
         result.write(oprot)
         oprot.writeMessageEnd()
         oprot.trans.flush()
@@ -3294,6 +3480,256 @@ class GetFunctions_result(object):
 all_structs.append(GetFunctions_result)
 GetFunctions_result.thrift_spec = (
     (0, TType.STRUCT, 'success', [TGetFunctionsResp, None], None, ),  # 0
+)
+
+
+class GetPrimaryKeys_args(object):
+    """
+    Attributes:
+     - req
+
+    """
+
+
+    def __init__(self, req=None,):
+        self.req = req
+
+    def read(self, iprot):
+        if iprot._fast_decode is not None and isinstance(iprot.trans, TTransport.CReadableTransport) and self.thrift_spec is not None:
+            iprot._fast_decode(self, iprot, [self.__class__, self.thrift_spec])
+            return
+        iprot.readStructBegin()
+        while True:
+            (fname, ftype, fid) = iprot.readFieldBegin()
+            if ftype == TType.STOP:
+                break
+            if fid == 1:
+                if ftype == TType.STRUCT:
+                    self.req = TGetPrimaryKeysReq()
+                    self.req.read(iprot)
+                else:
+                    iprot.skip(ftype)
+            else:
+                iprot.skip(ftype)
+            iprot.readFieldEnd()
+        iprot.readStructEnd()
+
+    def write(self, oprot):
+        if oprot._fast_encode is not None and self.thrift_spec is not None:
+            oprot.trans.write(oprot._fast_encode(self, [self.__class__, self.thrift_spec]))
+            return
+        oprot.writeStructBegin('GetPrimaryKeys_args')
+        if self.req is not None:
+            oprot.writeFieldBegin('req', TType.STRUCT, 1)
+            self.req.write(oprot)
+            oprot.writeFieldEnd()
+        oprot.writeFieldStop()
+        oprot.writeStructEnd()
+
+    def validate(self):
+        return
+
+    def __repr__(self):
+        L = ['%s=%r' % (key, value)
+             for key, value in self.__dict__.items()]
+        return '%s(%s)' % (self.__class__.__name__, ', '.join(L))
+
+    def __eq__(self, other):
+        return isinstance(other, self.__class__) and self.__dict__ == other.__dict__
+
+    def __ne__(self, other):
+        return not (self == other)
+all_structs.append(GetPrimaryKeys_args)
+GetPrimaryKeys_args.thrift_spec = (
+    None,  # 0
+    (1, TType.STRUCT, 'req', [TGetPrimaryKeysReq, None], None, ),  # 1
+)
+
+
+class GetPrimaryKeys_result(object):
+    """
+    Attributes:
+     - success
+
+    """
+
+
+    def __init__(self, success=None,):
+        self.success = success
+
+    def read(self, iprot):
+        if iprot._fast_decode is not None and isinstance(iprot.trans, TTransport.CReadableTransport) and self.thrift_spec is not None:
+            iprot._fast_decode(self, iprot, [self.__class__, self.thrift_spec])
+            return
+        iprot.readStructBegin()
+        while True:
+            (fname, ftype, fid) = iprot.readFieldBegin()
+            if ftype == TType.STOP:
+                break
+            if fid == 0:
+                if ftype == TType.STRUCT:
+                    self.success = TGetPrimaryKeysResp()
+                    self.success.read(iprot)
+                else:
+                    iprot.skip(ftype)
+            else:
+                iprot.skip(ftype)
+            iprot.readFieldEnd()
+        iprot.readStructEnd()
+
+    def write(self, oprot):
+        if oprot._fast_encode is not None and self.thrift_spec is not None:
+            oprot.trans.write(oprot._fast_encode(self, [self.__class__, self.thrift_spec]))
+            return
+        oprot.writeStructBegin('GetPrimaryKeys_result')
+        if self.success is not None:
+            oprot.writeFieldBegin('success', TType.STRUCT, 0)
+            self.success.write(oprot)
+            oprot.writeFieldEnd()
+        oprot.writeFieldStop()
+        oprot.writeStructEnd()
+
+    def validate(self):
+        return
+
+    def __repr__(self):
+        L = ['%s=%r' % (key, value)
+             for key, value in self.__dict__.items()]
+        return '%s(%s)' % (self.__class__.__name__, ', '.join(L))
+
+    def __eq__(self, other):
+        return isinstance(other, self.__class__) and self.__dict__ == other.__dict__
+
+    def __ne__(self, other):
+        return not (self == other)
+all_structs.append(GetPrimaryKeys_result)
+GetPrimaryKeys_result.thrift_spec = (
+    (0, TType.STRUCT, 'success', [TGetPrimaryKeysResp, None], None, ),  # 0
+)
+
+
+class GetCrossReference_args(object):
+    """
+    Attributes:
+     - req
+
+    """
+
+
+    def __init__(self, req=None,):
+        self.req = req
+
+    def read(self, iprot):
+        if iprot._fast_decode is not None and isinstance(iprot.trans, TTransport.CReadableTransport) and self.thrift_spec is not None:
+            iprot._fast_decode(self, iprot, [self.__class__, self.thrift_spec])
+            return
+        iprot.readStructBegin()
+        while True:
+            (fname, ftype, fid) = iprot.readFieldBegin()
+            if ftype == TType.STOP:
+                break
+            if fid == 1:
+                if ftype == TType.STRUCT:
+                    self.req = TGetCrossReferenceReq()
+                    self.req.read(iprot)
+                else:
+                    iprot.skip(ftype)
+            else:
+                iprot.skip(ftype)
+            iprot.readFieldEnd()
+        iprot.readStructEnd()
+
+    def write(self, oprot):
+        if oprot._fast_encode is not None and self.thrift_spec is not None:
+            oprot.trans.write(oprot._fast_encode(self, [self.__class__, self.thrift_spec]))
+            return
+        oprot.writeStructBegin('GetCrossReference_args')
+        if self.req is not None:
+            oprot.writeFieldBegin('req', TType.STRUCT, 1)
+            self.req.write(oprot)
+            oprot.writeFieldEnd()
+        oprot.writeFieldStop()
+        oprot.writeStructEnd()
+
+    def validate(self):
+        return
+
+    def __repr__(self):
+        L = ['%s=%r' % (key, value)
+             for key, value in self.__dict__.items()]
+        return '%s(%s)' % (self.__class__.__name__, ', '.join(L))
+
+    def __eq__(self, other):
+        return isinstance(other, self.__class__) and self.__dict__ == other.__dict__
+
+    def __ne__(self, other):
+        return not (self == other)
+all_structs.append(GetCrossReference_args)
+GetCrossReference_args.thrift_spec = (
+    None,  # 0
+    (1, TType.STRUCT, 'req', [TGetCrossReferenceReq, None], None, ),  # 1
+)
+
+
+class GetCrossReference_result(object):
+    """
+    Attributes:
+     - success
+
+    """
+
+
+    def __init__(self, success=None,):
+        self.success = success
+
+    def read(self, iprot):
+        if iprot._fast_decode is not None and isinstance(iprot.trans, TTransport.CReadableTransport) and self.thrift_spec is not None:
+            iprot._fast_decode(self, iprot, [self.__class__, self.thrift_spec])
+            return
+        iprot.readStructBegin()
+        while True:
+            (fname, ftype, fid) = iprot.readFieldBegin()
+            if ftype == TType.STOP:
+                break
+            if fid == 0:
+                if ftype == TType.STRUCT:
+                    self.success = TGetCrossReferenceResp()
+                    self.success.read(iprot)
+                else:
+                    iprot.skip(ftype)
+            else:
+                iprot.skip(ftype)
+            iprot.readFieldEnd()
+        iprot.readStructEnd()
+
+    def write(self, oprot):
+        if oprot._fast_encode is not None and self.thrift_spec is not None:
+            oprot.trans.write(oprot._fast_encode(self, [self.__class__, self.thrift_spec]))
+            return
+        oprot.writeStructBegin('GetCrossReference_result')
+        if self.success is not None:
+            oprot.writeFieldBegin('success', TType.STRUCT, 0)
+            self.success.write(oprot)
+            oprot.writeFieldEnd()
+        oprot.writeFieldStop()
+        oprot.writeStructEnd()
+
+    def validate(self):
+        return
+
+    def __repr__(self):
+        L = ['%s=%r' % (key, value)
+             for key, value in self.__dict__.items()]
+        return '%s(%s)' % (self.__class__.__name__, ', '.join(L))
+
+    def __eq__(self, other):
+        return isinstance(other, self.__class__) and self.__dict__ == other.__dict__
+
+    def __ne__(self, other):
+        return not (self == other)
+all_structs.append(GetCrossReference_result)
+GetCrossReference_result.thrift_spec = (
+    (0, TType.STRUCT, 'success', [TGetCrossReferenceResp, None], None, ),  # 0
 )
 
 

@@ -4934,6 +4934,369 @@ class TGetFunctionsResp(object):
         return not (self == other)
 
 
+class TGetPrimaryKeysReq(object):
+    """
+    Attributes:
+     - sessionHandle
+     - catalogName
+     - schemaName
+     - tableName
+
+    """
+
+
+    def __init__(self, sessionHandle=None, catalogName=None, schemaName=None, tableName=None,):
+        self.sessionHandle = sessionHandle
+        self.catalogName = catalogName
+        self.schemaName = schemaName
+        self.tableName = tableName
+
+    def read(self, iprot):
+        if iprot._fast_decode is not None and isinstance(iprot.trans, TTransport.CReadableTransport) and self.thrift_spec is not None:
+            iprot._fast_decode(self, iprot, [self.__class__, self.thrift_spec])
+            return
+        iprot.readStructBegin()
+        while True:
+            (fname, ftype, fid) = iprot.readFieldBegin()
+            if ftype == TType.STOP:
+                break
+            if fid == 1:
+                if ftype == TType.STRUCT:
+                    self.sessionHandle = TSessionHandle()
+                    self.sessionHandle.read(iprot)
+                else:
+                    iprot.skip(ftype)
+            elif fid == 2:
+                if ftype == TType.STRING:
+                    self.catalogName = iprot.readString().decode('utf-8', errors='replace') if sys.version_info[0] == 2 else iprot.readString()
+                else:
+                    iprot.skip(ftype)
+            elif fid == 3:
+                if ftype == TType.STRING:
+                    self.schemaName = iprot.readString().decode('utf-8', errors='replace') if sys.version_info[0] == 2 else iprot.readString()
+                else:
+                    iprot.skip(ftype)
+            elif fid == 4:
+                if ftype == TType.STRING:
+                    self.tableName = iprot.readString().decode('utf-8', errors='replace') if sys.version_info[0] == 2 else iprot.readString()
+                else:
+                    iprot.skip(ftype)
+            else:
+                iprot.skip(ftype)
+            iprot.readFieldEnd()
+        iprot.readStructEnd()
+
+    def write(self, oprot):
+        if oprot._fast_encode is not None and self.thrift_spec is not None:
+            oprot.trans.write(oprot._fast_encode(self, [self.__class__, self.thrift_spec]))
+            return
+        oprot.writeStructBegin('TGetPrimaryKeysReq')
+        if self.sessionHandle is not None:
+            oprot.writeFieldBegin('sessionHandle', TType.STRUCT, 1)
+            self.sessionHandle.write(oprot)
+            oprot.writeFieldEnd()
+        if self.catalogName is not None:
+            oprot.writeFieldBegin('catalogName', TType.STRING, 2)
+            oprot.writeString(self.catalogName.encode('utf-8') if sys.version_info[0] == 2 else self.catalogName)
+            oprot.writeFieldEnd()
+        if self.schemaName is not None:
+            oprot.writeFieldBegin('schemaName', TType.STRING, 3)
+            oprot.writeString(self.schemaName.encode('utf-8') if sys.version_info[0] == 2 else self.schemaName)
+            oprot.writeFieldEnd()
+        if self.tableName is not None:
+            oprot.writeFieldBegin('tableName', TType.STRING, 4)
+            oprot.writeString(self.tableName.encode('utf-8') if sys.version_info[0] == 2 else self.tableName)
+            oprot.writeFieldEnd()
+        oprot.writeFieldStop()
+        oprot.writeStructEnd()
+
+    def validate(self):
+        if self.sessionHandle is None:
+            raise TProtocolException(message='Required field sessionHandle is unset!')
+        return
+
+    def __repr__(self):
+        L = ['%s=%r' % (key, value)
+             for key, value in self.__dict__.items()]
+        return '%s(%s)' % (self.__class__.__name__, ', '.join(L))
+
+    def __eq__(self, other):
+        return isinstance(other, self.__class__) and self.__dict__ == other.__dict__
+
+    def __ne__(self, other):
+        return not (self == other)
+
+
+class TGetPrimaryKeysResp(object):
+    """
+    Attributes:
+     - status
+     - operationHandle
+
+    """
+
+
+    def __init__(self, status=None, operationHandle=None,):
+        self.status = status
+        self.operationHandle = operationHandle
+
+    def read(self, iprot):
+        if iprot._fast_decode is not None and isinstance(iprot.trans, TTransport.CReadableTransport) and self.thrift_spec is not None:
+            iprot._fast_decode(self, iprot, [self.__class__, self.thrift_spec])
+            return
+        iprot.readStructBegin()
+        while True:
+            (fname, ftype, fid) = iprot.readFieldBegin()
+            if ftype == TType.STOP:
+                break
+            if fid == 1:
+                if ftype == TType.STRUCT:
+                    self.status = TStatus()
+                    self.status.read(iprot)
+                else:
+                    iprot.skip(ftype)
+            elif fid == 2:
+                if ftype == TType.STRUCT:
+                    self.operationHandle = TOperationHandle()
+                    self.operationHandle.read(iprot)
+                else:
+                    iprot.skip(ftype)
+            else:
+                iprot.skip(ftype)
+            iprot.readFieldEnd()
+        iprot.readStructEnd()
+
+    def write(self, oprot):
+        if oprot._fast_encode is not None and self.thrift_spec is not None:
+            oprot.trans.write(oprot._fast_encode(self, [self.__class__, self.thrift_spec]))
+            return
+        oprot.writeStructBegin('TGetPrimaryKeysResp')
+        if self.status is not None:
+            oprot.writeFieldBegin('status', TType.STRUCT, 1)
+            self.status.write(oprot)
+            oprot.writeFieldEnd()
+        if self.operationHandle is not None:
+            oprot.writeFieldBegin('operationHandle', TType.STRUCT, 2)
+            self.operationHandle.write(oprot)
+            oprot.writeFieldEnd()
+        oprot.writeFieldStop()
+        oprot.writeStructEnd()
+
+    def validate(self):
+        if self.status is None:
+            raise TProtocolException(message='Required field status is unset!')
+        return
+
+    def __repr__(self):
+        L = ['%s=%r' % (key, value)
+             for key, value in self.__dict__.items()]
+        return '%s(%s)' % (self.__class__.__name__, ', '.join(L))
+
+    def __eq__(self, other):
+        return isinstance(other, self.__class__) and self.__dict__ == other.__dict__
+
+    def __ne__(self, other):
+        return not (self == other)
+
+
+class TGetCrossReferenceReq(object):
+    """
+    Attributes:
+     - sessionHandle
+     - parentCatalogName
+     - parentSchemaName
+     - parentTableName
+     - foreignCatalogName
+     - foreignSchemaName
+     - foreignTableName
+
+    """
+
+
+    def __init__(self, sessionHandle=None, parentCatalogName=None, parentSchemaName=None, parentTableName=None, foreignCatalogName=None, foreignSchemaName=None, foreignTableName=None,):
+        self.sessionHandle = sessionHandle
+        self.parentCatalogName = parentCatalogName
+        self.parentSchemaName = parentSchemaName
+        self.parentTableName = parentTableName
+        self.foreignCatalogName = foreignCatalogName
+        self.foreignSchemaName = foreignSchemaName
+        self.foreignTableName = foreignTableName
+
+    def read(self, iprot):
+        if iprot._fast_decode is not None and isinstance(iprot.trans, TTransport.CReadableTransport) and self.thrift_spec is not None:
+            iprot._fast_decode(self, iprot, [self.__class__, self.thrift_spec])
+            return
+        iprot.readStructBegin()
+        while True:
+            (fname, ftype, fid) = iprot.readFieldBegin()
+            if ftype == TType.STOP:
+                break
+            if fid == 1:
+                if ftype == TType.STRUCT:
+                    self.sessionHandle = TSessionHandle()
+                    self.sessionHandle.read(iprot)
+                else:
+                    iprot.skip(ftype)
+            elif fid == 2:
+                if ftype == TType.STRING:
+                    self.parentCatalogName = iprot.readString().decode('utf-8', errors='replace') if sys.version_info[0] == 2 else iprot.readString()
+                else:
+                    iprot.skip(ftype)
+            elif fid == 3:
+                if ftype == TType.STRING:
+                    self.parentSchemaName = iprot.readString().decode('utf-8', errors='replace') if sys.version_info[0] == 2 else iprot.readString()
+                else:
+                    iprot.skip(ftype)
+            elif fid == 4:
+                if ftype == TType.STRING:
+                    self.parentTableName = iprot.readString().decode('utf-8', errors='replace') if sys.version_info[0] == 2 else iprot.readString()
+                else:
+                    iprot.skip(ftype)
+            elif fid == 5:
+                if ftype == TType.STRING:
+                    self.foreignCatalogName = iprot.readString().decode('utf-8', errors='replace') if sys.version_info[0] == 2 else iprot.readString()
+                else:
+                    iprot.skip(ftype)
+            elif fid == 6:
+                if ftype == TType.STRING:
+                    self.foreignSchemaName = iprot.readString().decode('utf-8', errors='replace') if sys.version_info[0] == 2 else iprot.readString()
+                else:
+                    iprot.skip(ftype)
+            elif fid == 7:
+                if ftype == TType.STRING:
+                    self.foreignTableName = iprot.readString().decode('utf-8', errors='replace') if sys.version_info[0] == 2 else iprot.readString()
+                else:
+                    iprot.skip(ftype)
+            else:
+                iprot.skip(ftype)
+            iprot.readFieldEnd()
+        iprot.readStructEnd()
+
+    def write(self, oprot):
+        if oprot._fast_encode is not None and self.thrift_spec is not None:
+            oprot.trans.write(oprot._fast_encode(self, [self.__class__, self.thrift_spec]))
+            return
+        oprot.writeStructBegin('TGetCrossReferenceReq')
+        if self.sessionHandle is not None:
+            oprot.writeFieldBegin('sessionHandle', TType.STRUCT, 1)
+            self.sessionHandle.write(oprot)
+            oprot.writeFieldEnd()
+        if self.parentCatalogName is not None:
+            oprot.writeFieldBegin('parentCatalogName', TType.STRING, 2)
+            oprot.writeString(self.parentCatalogName.encode('utf-8') if sys.version_info[0] == 2 else self.parentCatalogName)
+            oprot.writeFieldEnd()
+        if self.parentSchemaName is not None:
+            oprot.writeFieldBegin('parentSchemaName', TType.STRING, 3)
+            oprot.writeString(self.parentSchemaName.encode('utf-8') if sys.version_info[0] == 2 else self.parentSchemaName)
+            oprot.writeFieldEnd()
+        if self.parentTableName is not None:
+            oprot.writeFieldBegin('parentTableName', TType.STRING, 4)
+            oprot.writeString(self.parentTableName.encode('utf-8') if sys.version_info[0] == 2 else self.parentTableName)
+            oprot.writeFieldEnd()
+        if self.foreignCatalogName is not None:
+            oprot.writeFieldBegin('foreignCatalogName', TType.STRING, 5)
+            oprot.writeString(self.foreignCatalogName.encode('utf-8') if sys.version_info[0] == 2 else self.foreignCatalogName)
+            oprot.writeFieldEnd()
+        if self.foreignSchemaName is not None:
+            oprot.writeFieldBegin('foreignSchemaName', TType.STRING, 6)
+            oprot.writeString(self.foreignSchemaName.encode('utf-8') if sys.version_info[0] == 2 else self.foreignSchemaName)
+            oprot.writeFieldEnd()
+        if self.foreignTableName is not None:
+            oprot.writeFieldBegin('foreignTableName', TType.STRING, 7)
+            oprot.writeString(self.foreignTableName.encode('utf-8') if sys.version_info[0] == 2 else self.foreignTableName)
+            oprot.writeFieldEnd()
+        oprot.writeFieldStop()
+        oprot.writeStructEnd()
+
+    def validate(self):
+        if self.sessionHandle is None:
+            raise TProtocolException(message='Required field sessionHandle is unset!')
+        return
+
+    def __repr__(self):
+        L = ['%s=%r' % (key, value)
+             for key, value in self.__dict__.items()]
+        return '%s(%s)' % (self.__class__.__name__, ', '.join(L))
+
+    def __eq__(self, other):
+        return isinstance(other, self.__class__) and self.__dict__ == other.__dict__
+
+    def __ne__(self, other):
+        return not (self == other)
+
+
+class TGetCrossReferenceResp(object):
+    """
+    Attributes:
+     - status
+     - operationHandle
+
+    """
+
+
+    def __init__(self, status=None, operationHandle=None,):
+        self.status = status
+        self.operationHandle = operationHandle
+
+    def read(self, iprot):
+        if iprot._fast_decode is not None and isinstance(iprot.trans, TTransport.CReadableTransport) and self.thrift_spec is not None:
+            iprot._fast_decode(self, iprot, [self.__class__, self.thrift_spec])
+            return
+        iprot.readStructBegin()
+        while True:
+            (fname, ftype, fid) = iprot.readFieldBegin()
+            if ftype == TType.STOP:
+                break
+            if fid == 1:
+                if ftype == TType.STRUCT:
+                    self.status = TStatus()
+                    self.status.read(iprot)
+                else:
+                    iprot.skip(ftype)
+            elif fid == 2:
+                if ftype == TType.STRUCT:
+                    self.operationHandle = TOperationHandle()
+                    self.operationHandle.read(iprot)
+                else:
+                    iprot.skip(ftype)
+            else:
+                iprot.skip(ftype)
+            iprot.readFieldEnd()
+        iprot.readStructEnd()
+
+    def write(self, oprot):
+        if oprot._fast_encode is not None and self.thrift_spec is not None:
+            oprot.trans.write(oprot._fast_encode(self, [self.__class__, self.thrift_spec]))
+            return
+        oprot.writeStructBegin('TGetCrossReferenceResp')
+        if self.status is not None:
+            oprot.writeFieldBegin('status', TType.STRUCT, 1)
+            self.status.write(oprot)
+            oprot.writeFieldEnd()
+        if self.operationHandle is not None:
+            oprot.writeFieldBegin('operationHandle', TType.STRUCT, 2)
+            self.operationHandle.write(oprot)
+            oprot.writeFieldEnd()
+        oprot.writeFieldStop()
+        oprot.writeStructEnd()
+
+    def validate(self):
+        if self.status is None:
+            raise TProtocolException(message='Required field status is unset!')
+        return
+
+    def __repr__(self):
+        L = ['%s=%r' % (key, value)
+             for key, value in self.__dict__.items()]
+        return '%s(%s)' % (self.__class__.__name__, ', '.join(L))
+
+    def __eq__(self, other):
+        return isinstance(other, self.__class__) and self.__dict__ == other.__dict__
+
+    def __ne__(self, other):
+        return not (self == other)
+
+
 class TGetOperationStatusReq(object):
     """
     Attributes:
@@ -6580,6 +6943,37 @@ TGetFunctionsReq.thrift_spec = (
 )
 all_structs.append(TGetFunctionsResp)
 TGetFunctionsResp.thrift_spec = (
+    None,  # 0
+    (1, TType.STRUCT, 'status', [TStatus, None], None, ),  # 1
+    (2, TType.STRUCT, 'operationHandle', [TOperationHandle, None], None, ),  # 2
+)
+all_structs.append(TGetPrimaryKeysReq)
+TGetPrimaryKeysReq.thrift_spec = (
+    None,  # 0
+    (1, TType.STRUCT, 'sessionHandle', [TSessionHandle, None], None, ),  # 1
+    (2, TType.STRING, 'catalogName', 'UTF8', None, ),  # 2
+    (3, TType.STRING, 'schemaName', 'UTF8', None, ),  # 3
+    (4, TType.STRING, 'tableName', 'UTF8', None, ),  # 4
+)
+all_structs.append(TGetPrimaryKeysResp)
+TGetPrimaryKeysResp.thrift_spec = (
+    None,  # 0
+    (1, TType.STRUCT, 'status', [TStatus, None], None, ),  # 1
+    (2, TType.STRUCT, 'operationHandle', [TOperationHandle, None], None, ),  # 2
+)
+all_structs.append(TGetCrossReferenceReq)
+TGetCrossReferenceReq.thrift_spec = (
+    None,  # 0
+    (1, TType.STRUCT, 'sessionHandle', [TSessionHandle, None], None, ),  # 1
+    (2, TType.STRING, 'parentCatalogName', 'UTF8', None, ),  # 2
+    (3, TType.STRING, 'parentSchemaName', 'UTF8', None, ),  # 3
+    (4, TType.STRING, 'parentTableName', 'UTF8', None, ),  # 4
+    (5, TType.STRING, 'foreignCatalogName', 'UTF8', None, ),  # 5
+    (6, TType.STRING, 'foreignSchemaName', 'UTF8', None, ),  # 6
+    (7, TType.STRING, 'foreignTableName', 'UTF8', None, ),  # 7
+)
+all_structs.append(TGetCrossReferenceResp)
+TGetCrossReferenceResp.thrift_spec = (
     None,  # 0
     (1, TType.STRUCT, 'status', [TStatus, None], None, ),  # 1
     (2, TType.STRUCT, 'operationHandle', [TOperationHandle, None], None, ),  # 2
