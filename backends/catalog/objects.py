@@ -21,7 +21,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from backends.impalad.sql import ColumnDesc, Database, DataFile, Table
+from backends.impalad.sql import Database, DataFile, Table, table_from_dict
 
 CATALOG_TOPIC = "catalog-update"
 SERVICE_ID_KEY = "CATALOG_SERVICE_ID"
@@ -66,10 +66,6 @@ def table_to_json(t: Table) -> dict[str, Any]:
     return dataclasses.asdict(t)
 
 
-def _column(raw: Any) -> ColumnDesc:
-    return ColumnDesc(**raw)
-
-
 def datafile_from_json(raw: Any) -> DataFile:
     try:
         return DataFile(
@@ -83,11 +79,7 @@ def datafile_from_json(raw: Any) -> DataFile:
 
 def table_from_json(raw: Any) -> Table:
     try:
-        d = dict(raw)
-        d["columns"] = tuple(_column(c) for c in d["columns"])
-        d["partition_columns"] = tuple(_column(c) for c in d.get("partition_columns", ()))
-        d["files"] = tuple(datafile_from_json(f) for f in d.get("files", ()))
-        return Table(**d)
+        return table_from_dict(dict(raw))
     except (KeyError, TypeError, ValueError) as e:
         raise DecodeError(f"bad table: {e!r}") from None
 

@@ -25,7 +25,7 @@ from backends.catalog.objects import (
     table_to_json,
 )
 from backends.common.rpc import JSONArg, RpcError
-from backends.impalad.sql import Database, DataFile, Table
+from backends.impalad.sql import ColumnStats, Database, DataFile, Table, column_stats_from
 
 CATALOG_IN_STANDBY_MODE = "CATALOG_IN_STANDBY_MODE"
 CATALOG_NOT_READY = "CATALOG_NOT_READY"
@@ -95,6 +95,16 @@ def _rows(raw: Mapping[str, Any]) -> int:
     return rows
 
 
+def _column_stats(raw: Mapping[str, Any]) -> tuple[ColumnStats, ...] | None:
+    stats = raw.get("column_stats")
+    if stats is None:
+        return None
+    try:
+        return column_stats_from(stats)
+    except (KeyError, TypeError, ValueError) as e:
+        raise DecodeError(f"bad column statistics: {e!r}") from None
+
+
 _DECODERS: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
     "create_database": lambda a: {
         "database": database_from_json(a.get("database")),
@@ -126,7 +136,12 @@ _DECODERS: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
         "files": _files(a),
         "partitions": _partitions(a),
     },
-    "set_row_count": lambda a: {"db": _str(a, "db"), "name": _str(a, "name"), "rows": _rows(a)},
+    "set_row_count": lambda a: {
+        "db": _str(a, "db"),
+        "name": _str(a, "name"),
+        "rows": _rows(a),
+        "column_stats": _column_stats(a),
+    },
 }
 OPERATIONS = frozenset(_DECODERS)
 

@@ -30,6 +30,7 @@ reactor thread; one lock guards the cache.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -55,7 +56,7 @@ from backends.catalog.protocol import (
 )
 from backends.catalog.server import DESIGNATION_KEY, DESIGNATION_TOPIC, Designation
 from backends.common.rpc import RpcError, TopicRegistration, call_blocking, parse_host_port
-from backends.impalad.sql import Database, DataFile, ImpalaError, Table
+from backends.impalad.sql import ColumnStats, Database, DataFile, ImpalaError, Table
 
 log = Logger()
 ACK_TOPIC = "catalog-acks"
@@ -336,8 +337,11 @@ class RemoteCatalog:
         parts = None if partitions is None else [list(p) for p in partitions]
         return self._exec("replace_files", db=db, name=name, files=list(files), partitions=parts)
 
-    def set_row_count(self, db: str, name: str, rows: int) -> int:
-        return self._exec("set_row_count", db=db, name=name, rows=rows)
+    def set_row_count(
+        self, db: str, name: str, rows: int, column_stats: Sequence[ColumnStats] | None = None
+    ) -> int:
+        stats = None if column_stats is None else [dataclasses.asdict(s) for s in column_stats]
+        return self._exec("set_row_count", db=db, name=name, rows=rows, column_stats=stats)
 
 
 _TRUE = ("1", "true", "yes")

@@ -17,7 +17,17 @@ its runtime errors. DDL and DML are done when ``execute`` returns.
 
 from __future__ import annotations
 
-from ._catalog import Catalog, Database, DataFile, LocalCatalog, Table, scan_files
+from ._catalog import (
+    Catalog,
+    ColumnStats,
+    Database,
+    DataFile,
+    LocalCatalog,
+    Table,
+    column_stats_from,
+    scan_files,
+    table_from_dict,
+)
 from ._engine import VERSION, Engine
 from ._errors import ImpalaError
 from ._results import Session, Statement
@@ -27,6 +37,7 @@ __all__ = [
     "VERSION",
     "Catalog",
     "ColumnDesc",
+    "ColumnStats",
     "DataFile",
     "Database",
     "Engine",
@@ -35,5 +46,7 @@ __all__ = [
     "Session",
     "Statement",
     "Table",
+    "column_stats_from",
     "scan_files",
+    "table_from_dict",
 ]

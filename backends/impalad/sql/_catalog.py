@@ -16,7 +16,7 @@ import pathlib
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import duckdb
 
@@ -47,6 +47,21 @@ class DataFile:
 
 
 @dataclasses.dataclass(frozen=True)
+class ColumnStats:
+    """What COMPUTE STATS found in one column: distinct values (HyperLogLog, as Impala's
+    NDV), NULLs, the largest and average size in bytes, and for a BOOLEAN the trues and
+    falses (-1 where a figure does not apply)."""
+
+    name: str
+    ndv: int
+    nulls: int
+    max_size: int
+    avg_size: float
+    trues: int = -1
+    falses: int = -1
+
+
+@dataclasses.dataclass(frozen=True)
 class Table:
     """A table: schema, partition keys, storage and the files that hold its rows."""
 
@@ -64,6 +79,7 @@ class Table:
     row_count: int = -1  # -1 until COMPUTE STATS
     files: tuple[DataFile, ...] = ()
     view_text: str = ""  # a view's query (Impala SQL, table names qualified); "" for tables
+    column_stats: tuple[ColumnStats, ...] = ()  # () until COMPUTE STATS
 
     @property
     def is_view(self) -> bool:
@@ -79,6 +95,10 @@ class Table:
     def all_columns(self) -> tuple[ColumnDesc, ...]:
         """Data columns then partition columns, the order ``SELECT *`` shows."""
         return self.columns + self.partition_columns
+
+    def stats_of(self, name: str) -> ColumnStats | None:
+        """The column's statistics from the last COMPUTE STATS, if any."""
+        return next((s for s in self.column_stats if s.name == name), None)
 
     def column(self, name: str) -> ColumnDesc | None:
         """The column (data or partition) called ``name``, case-insensitively."""
@@ -135,8 +155,11 @@ class Catalog(Protocol):
     ) -> int:
         """Replace a table's files: all of them, or those of the given partitions."""
 
-    def set_row_count(self, db: str, name: str, rows: int) -> int:
-        """Record the row count COMPUTE STATS found."""
+    def set_row_count(
+        self, db: str, name: str, rows: int, column_stats: Sequence[ColumnStats] | None = None
+    ) -> int:
+        """Record the row count (and, when given, the column statistics) COMPUTE STATS
+        found; an INSERT resets the count and keeps the columns' figures, as Impala."""
 
 
 def _no_db(name: str) -> ImpalaError:
@@ -152,13 +175,38 @@ def _table_to_json(t: Table) -> str:
 
 
 def _table_from_json(text: str) -> Table:
-    d = json.loads(text)
-    d["columns"] = tuple(ColumnDesc(**c) for c in d["columns"])
-    d["partition_columns"] = tuple(ColumnDesc(**c) for c in d["partition_columns"])
+    return table_from_dict(json.loads(text))
+
+
+def table_from_dict(raw: dict[str, object]) -> Table:
+    """A table from its ``dataclasses.asdict`` form (the metastore file, catalogd's RPCs
+    and topic); raises KeyError, TypeError or ValueError on a malformed one."""
+    d: dict[str, object] = dict(raw)
+    d["columns"] = tuple(ColumnDesc(**c) for c in _items(d["columns"]))
+    d["partition_columns"] = tuple(ColumnDesc(**c) for c in _items(d.get("partition_columns")))
     d["files"] = tuple(
-        DataFile(f["path"], f["size"], tuple((k, v) for k, v in f["partition"])) for f in d["files"]
+        DataFile(
+            str(f["path"]),
+            int(f["size"]),
+            tuple((str(k), str(v)) for k, v in f.get("partition", ())),
+        )
+        for f in _items(d.get("files"))
     )
-    return Table(**d)
+    d["column_stats"] = column_stats_from(d.get("column_stats"))
+    return Table(**d)  # type: ignore[arg-type]
+
+
+def column_stats_from(raw: object) -> tuple[ColumnStats, ...]:
+    """Column statistics from their ``asdict`` form (absent: none)."""
+    return tuple(ColumnStats(**s) for s in _items(raw))
+
+
+def _items(raw: object) -> list[dict[str, Any]]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list | tuple):
+        raise TypeError(f"expected a list, got {type(raw).__name__}")
+    return [dict(x) for x in raw]
 
 
 class LocalCatalog:
@@ -350,11 +398,14 @@ class LocalCatalog:
                 kept = tuple(f for f in t.files if f.partition not in gone)
             return self._put_table(dataclasses.replace(t, files=kept + tuple(files)))
 
-    def set_row_count(self, db: str, name: str, rows: int) -> int:
-        """Record the row count COMPUTE STATS found."""
+    def set_row_count(
+        self, db: str, name: str, rows: int, column_stats: Sequence[ColumnStats] | None = None
+    ) -> int:
+        """Record the row count (and the column statistics) COMPUTE STATS found."""
         with self._lock:
             t = self._existing(db, name)
-            return self._put_table(dataclasses.replace(t, row_count=rows))
+            stats = t.column_stats if column_stats is None else tuple(column_stats)
+            return self._put_table(dataclasses.replace(t, row_count=rows, column_stats=stats))
 
 
 def scan_files(t: Table) -> list[DataFile]:

@@ -31,6 +31,7 @@ from ._catalog import (
     BUILTINS_DB,
     DEFAULT_DB,
     Catalog,
+    ColumnStats,
     Database,
     DataFile,
     LocalCatalog,
@@ -45,16 +46,19 @@ from ._recognize import (
     partition_values,
     recognize,
     split_name,
+    strip_hints,
     strip_statement,
     unquote_name,
     unquote_string,
 )
 from ._results import Session, Statement, _DuckQuery, translate_duckdb_error
 from ._show import (
+    VARIABLE_SIZE,
     cols,
     column_stats,
     create_table_text,
     describe_formatted,
+    fixed_size,
     human_size,
     table_stats,
 )
@@ -135,7 +139,7 @@ class Engine:
             if recognized is not None:
                 stmt = self._impala_only(session, recognized, text)
             else:
-                stmt = self._parsed(session, text)
+                stmt = self._parsed(session, strip_hints(text))
         except ImpalaError:
             raise
         except duckdb.Error as err:
@@ -750,20 +754,29 @@ class Engine:
         cursor = self._cursor()
         try:
             plan_rows = cursor.execute("EXPLAIN " + compiled.sql).fetchall()
+            threads_row = cursor.execute("SELECT current_setting('threads')").fetchone()
         except duckdb.Error as err:
             raise translate_duckdb_error(err, session.database) from None
         finally:
             cursor.close()
         level = self._effective_options(session).get("EXPLAIN_LEVEL", "1")
+        threads = threads_row[0] if threads_row else "unknown"
+        scanned = sum(f.size for t in compiled.tables for f in t.files)
+        # DuckDB plans without memory reservations or estimates: the header says what is
+        # known (its threads, the bytes the scans read) and that memory is not
         lines = [
-            "Max Per-Host Resource Reservation: Memory=0B Threads=1",
-            "Per-Host Resource Estimates: Memory=10MB",
-            f"Analyzed query: {compiled.sql}" if level in ("2", "3", "EXTENDED", "VERBOSE") else "",
-            "",
-            "PLAN-ROOT SINK",
-            "|",
+            f"Max Per-Host Resource Reservation: Memory=unknown Threads={threads}",
+            f"Per-Host Resource Estimates: Memory=unknown, scans {human_size(scanned)}",
         ]
-        lines = [line for i, line in enumerate(lines) if line or i == 3]
+        missing = [t.full_name for t in compiled.tables if t.row_count < 0 and not t.is_view]
+        if missing:
+            lines.append(
+                "WARNING: The following tables are missing relevant table and/or column statistics."
+            )
+            lines.append(", ".join(sorted(set(missing))))
+        if level in ("2", "3", "EXTENDED", "VERBOSE"):
+            lines.append(f"Analyzed query: {compiled.sql}")
+        lines += ["", "PLAN-ROOT SINK", "|"]
         for row in plan_rows:
             lines.extend(str(row[-1]).splitlines())
         for t in compiled.tables:
@@ -1173,15 +1186,40 @@ class Engine:
         return tuple((k, values[k]) for k in keys)
 
     def _compute_stats(self, session: Session, t: Table) -> Statement:
+        """COMPUTE STATS: the row count, and per column what Impala's computes (NDV by
+        HyperLogLog, NULLs, max and average size of variable-length values, the trues
+        and falses of a BOOLEAN), in one scan."""
+        columns = [c for c in t.all_columns if c.type not in ("ARRAY", "MAP", "STRUCT")]
+        exprs = ["count(*)"]
+        for c in columns:
+            q = _q(c.name)
+            exprs += [f"approx_count_distinct({q})", f"count(*) - count({q})"]
+            if c.type in VARIABLE_SIZE:
+                size = f"octet_length(CAST({q} AS BLOB))"
+                exprs += [f"coalesce(max({size}), 0)", f"coalesce(avg({size}), 0)"]
+            if c.type == "BOOLEAN":
+                exprs += [f"count_if({q})", f"count_if(NOT {q})"]
         cursor = self._cursor()
         try:
-            row = cursor.execute(f"SELECT count(*) FROM ({self._scan_sql(t)}) AS s").fetchone()
+            sql = f"SELECT {', '.join(exprs)} FROM ({self._scan_sql(t)}) AS s"
+            row = cursor.execute(sql).fetchone()
         except duckdb.Error as err:
             raise translate_duckdb_error(err, session.database) from None
         finally:
             cursor.close()
-        count = int(row[0]) if row else 0
-        self.catalog.set_row_count(t.db, t.name, count)
+        values = list(row) if row else [0] * len(exprs)
+        count = int(values.pop(0))
+        stats = []
+        for c in columns:
+            ndv, nulls = int(values.pop(0)), int(values.pop(0))
+            max_size, avg_size = fixed_size(c), float(fixed_size(c))
+            if c.type in VARIABLE_SIZE:
+                max_size, avg_size = int(values.pop(0)), round(float(values.pop(0)), 4)
+            trues = falses = -1
+            if c.type == "BOOLEAN":
+                trues, falses = int(values.pop(0)), int(values.pop(0))
+            stats.append(ColumnStats(c.name, ndv, nulls, max_size, avg_size, trues, falses))
+        self.catalog.set_row_count(t.db, t.name, count, stats)
         parts = len({f.partition for f in t.files}) if t.partition_columns else 1
         return self._done(
             "DDL", f"Updated {parts} partition(s) and {len(t.all_columns)} column(s)."

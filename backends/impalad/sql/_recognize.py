@@ -74,6 +74,34 @@ def strip_statement(sql: str) -> str:
     return text
 
 
+#: what hints never reach into: string literals, quoted names and comments
+_QUOTED = re.compile(
+    r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|`[^`]*`|--[^\n]*|/\*.*?\*/", re.DOTALL
+)
+#: Impala's bracketed plan hints: ``JOIN [SHUFFLE]``, ``INSERT ... [NOSHUFFLE]``,
+#: ``FROM t [SCHEDULE_REMOTE]``
+_BRACKET_HINT = re.compile(r"\[\s*[A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*)*\s*\]")
+_STRAIGHT_JOIN = re.compile(r"\b(select\s+(?:(?:all|distinct)\s+)?)straight_join\b", re.IGNORECASE)
+
+
+def strip_hints(text: str) -> str:
+    """``text`` without Impala's plan hints, which DuckDB plans without: the bracketed
+    forms and ``SELECT STRAIGHT_JOIN``. The comment forms (``/* +SHUFFLE */``,
+    ``-- +BROADCAST``) are comments to the parser already. Hints change how Impala
+    plans a query, never its result, so dropping them keeps every answer."""
+    out: list[str] = []
+    pos = 0
+    for m in _QUOTED.finditer(text):
+        out += [_unhint(text[pos : m.start()]), m.group()]
+        pos = m.end()
+    out.append(_unhint(text[pos:]))
+    return "".join(out)
+
+
+def _unhint(segment: str) -> str:
+    return _STRAIGHT_JOIN.sub(r"\1", _BRACKET_HINT.sub(" ", segment))
+
+
 def recognize(text: str) -> Recognized | None:
     """The Impala-only statement ``text`` is, or None for sqlglot to parse."""
     for kind, rx in _PATTERNS:

@@ -150,26 +150,41 @@ def column_stats(t: Table) -> Rows:
         "#Falses",
         types=[_S, _S, "BIGINT", "BIGINT", "INT", "DOUBLE", "BIGINT", "BIGINT"],
     )
-    fixed = {
-        "BOOLEAN": 1,
-        "TINYINT": 1,
-        "SMALLINT": 2,
-        "INT": 4,
-        "BIGINT": 8,
-        "FLOAT": 4,
-        "DOUBLE": 8,
-        "TIMESTAMP": 16,
-        "DATE": 4,
-    }
     rows = []
     for c in t.all_columns:
-        size = fixed.get(c.type, -1)
-        if c.type == "DECIMAL":
-            size = 4 if (c.precision or 0) <= 9 else 8 if (c.precision or 0) <= 18 else 16
-        if c.type == "CHAR":
-            size = c.length or -1
-        rows.append([c.name, c.type_sql(), -1, -1, size, float(size), -1, -1])
+        s = t.stats_of(c.name)
+        if s is None:
+            size = fixed_size(c)
+            rows.append([c.name, c.type_sql(), -1, -1, size, float(size), -1, -1])
+        else:
+            rows.append(
+                [c.name, c.type_sql(), s.ndv, s.nulls, s.max_size, s.avg_size, s.trues, s.falses]
+            )
     return schema, rows
+
+
+#: the types whose values differ in size, measured by COMPUTE STATS
+VARIABLE_SIZE = frozenset({"STRING", "VARCHAR", "BINARY"})
+_FIXED_SIZES = {
+    "BOOLEAN": 1,
+    "TINYINT": 1,
+    "SMALLINT": 2,
+    "INT": 4,
+    "BIGINT": 8,
+    "FLOAT": 4,
+    "DOUBLE": 8,
+    "TIMESTAMP": 16,
+    "DATE": 4,
+}
+
+
+def fixed_size(c: ColumnDesc) -> int:
+    """The bytes a value of ``c``'s type takes in Impala (-1: it varies)."""
+    if c.type == "DECIMAL":
+        return 4 if (c.precision or 0) <= 9 else 8 if (c.precision or 0) <= 18 else 16
+    if c.type == "CHAR":
+        return c.length or -1
+    return _FIXED_SIZES.get(c.type, -1)
 
 
 def _table_type(t: Table) -> str:
