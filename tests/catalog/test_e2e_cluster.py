@@ -164,3 +164,12 @@ def test_statestore_failover_keeps_the_catalog_working(tmp_path: Path) -> None:
         assert c.active() is active
         # The new active statestore also carries the topic: SYNC_DDL still completes.
         a.run("create table synced (id int)", {"SYNC_DDL": "1"})
+
+
+def test_default_database_exists_at_once_without_catalogd_ha(tmp_path: Path) -> None:
+    """One catalogd, no HA: the first statement on every coordinator can use `default`."""
+    with running_cluster(tmp_path, catalogds=1, ha=False) as c:
+        for i, d in enumerate(c.impalads):
+            assert ("default",) in [r[:1] for r in d.run("show databases")]
+            d.run(f"create table default.first_{i} (id int)")
+        assert len(c.impalads[0].run("show tables in default")) == 3
