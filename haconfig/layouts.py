@@ -65,6 +65,7 @@ CLIENT_CLASSES: Mapping[str, tuple[int, str]] = {
     "shell": (21050, "1h"),
     "hue": (21051, "12h"),
     "hs2_http": (28000, "1h"),
+    "beeswax": (21000, "1h"),
     "statestore_ui": (25010, "1h"),
     "catalog_ui": (25020, "1h"),
 }
@@ -83,6 +84,7 @@ class Coordinator:
     weight: int = 1
     fe_service_threads: int | None = None
     name: str | None = None
+    beeswax_port: int = 21000
 
 
 @dataclass(frozen=True)
@@ -275,6 +277,7 @@ def _coordinator(r: _Reader) -> Coordinator:
         host=r.required_string("host"),
         hs2_port=r.port("hs2_port", 21050) or 21050,
         hs2_http_port=r.port("hs2_http_port", 28000) or 28000,
+        beeswax_port=r.port("beeswax_port", 21000) or 21000,
         web_port=r.port("web_port", 25000) or 25000,
         metrics_port=r.port("metrics_port"),
         weight=r.integer("weight", 1, 0, 256) or 0,
@@ -446,7 +449,7 @@ def description_from_mapping(
 def check_description(desc: ClusterDescription, source: str = "<description>") -> None:
     """Refuse a description whose parts do not fit together (frontends without servers,
     two frontends on one port, two coordinators with one name)."""
-    hs2 = {"shell", "hue", "hs2_http"} & set(desc.frontends)
+    hs2 = {"shell", "hue", "hs2_http", "beeswax"} & set(desc.frontends)
     if hs2 and not desc.coordinators:
         raise DescriptionError(
             f"{source}: frontends {', '.join(sorted(hs2))} need at least one [[coordinator]]"
@@ -475,6 +478,7 @@ _SECTION = {
     "shell": "impala_shell",
     "hue": "impala_hue",
     "hs2_http": "impala_hs2_http",
+    "beeswax": "impala_beeswax",
     "statestore_ui": "statestore_ui",
     "catalog_ui": "catalog_ui",
 }
@@ -665,6 +669,16 @@ def _client_listen(desc: ClusterDescription, cls: str, front: Frontend) -> Proxy
             ("timeout server", "the same on the coordinator side"),
         ]
         port_of = "hs2_port"
+    elif cls == "beeswax":
+        balance = Balance("leastconn")
+        notes += [
+            ("", "Beeswax clients (impala-shell --protocol=beeswax, older shells)"),
+            (
+                "balance",
+                "one session per connection: leastconn, as Impala's documented sample on 21000",
+            ),
+        ]
+        port_of = "beeswax_port"
     else:
         balance = Balance("source")
         hash_type = ("consistent",)

@@ -14,7 +14,7 @@ def flag_set() -> FlagSet:
     d("hs2_port", 21050, "HiveServer2 binary port (NOSASL, SASL PLAIN/GSSAPI)")
     d("hs2_http_port", 28000, "HiveServer2 over HTTP port; 0 disables it")
     d("webserver_port", 25000, "debug web server port; 0 disables it")
-    d("beeswax_port", 0, "Beeswax port; only 0 (disabled) is supported", differs="no Beeswax yet")
+    d("beeswax_port", 21000, "Beeswax port (impala-shell --protocol=beeswax); 0 or less: off")
     d("krpc_port", 27000, "internal RPC port (reported in /backends)")
     d(
         "listen_host",

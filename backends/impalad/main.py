@@ -169,8 +169,6 @@ def makeService(
 ) -> service.MultiService:
     """Build impalad's service tree from parsed flags."""
     reactor = daemon.reactor_or_global(reactor)
-    if flags.get_int("beeswax_port") != 0:
-        raise flagmod.FlagError("beeswax is not supported: --beeswax_port must be 0")
     version = SERVER_VERSION
     remote: catalog_client.RemoteCatalog | None = None
     if engine is None or session_factory is None:
@@ -268,6 +266,14 @@ def makeService(
             transport.HS2Factory(server, mechanisms, allow_nosasl=kerberos is None),
         )
     ]
+    if flags.get_int("beeswax_port") > 0:  # Impala: 0 or less, no Beeswax server
+        listen.append(
+            (
+                "beeswax",
+                _endpoint(reactor, flags.get_int("beeswax_port"), interface, client_tls),
+                transport.BeeswaxFactory(server, mechanisms, allow_nosasl=kerberos is None),
+            )
+        )
     if flags.get_int("hs2_http_port"):
         listen.append(
             (

@@ -382,7 +382,9 @@ class ImpalaServer:
             "impala-server.num-queries-executing": executing,
             "impala-server.backend-num-queries-executing": executing,
             "impala-server.num-fragments-in-flight": executing,
-            "impala-server.num-open-beeswax-sessions": 0,
+            "impala-server.num-open-beeswax-sessions": sum(
+                1 for s in self.sessions.values() if s.session_type == "BEESWAX"
+            ),
             "impala-server.num-queries-failed": self.counters["queries-failed"],
             "impala-server.num-sessions-expired": self.counters["sessions-expired"],
             "impala-server.num-queries-expired": self.counters["queries-expired"],
@@ -660,15 +662,25 @@ class ImpalaServer:
                 status=_status_error("Unsupported TFetchOrientation: only FETCH_NEXT is supported.")
             )
         want = max(1, min(int(req.maxRows or 1024), MAX_FETCH_ROWS))
+        got = await self.take_rows(op, want)
+        if isinstance(got, str):
+            return t.TFetchResultsResp(status=_status_error(got))
+        take, offset, more = got
+        rowset = await self._run(results.row_set, op.schema, take, offset)
+        return t.TFetchResultsResp(status=_status_ok(), hasMoreRows=more, results=rowset)
+
+    async def take_rows(
+        self, op: Operation, want: int
+    ) -> tuple[list[list[object]], int, bool] | str:
+        """The next ``want`` rows of ``op`` as columns (HS2 and Beeswax fetches alike):
+        (columns, offset of the first row, whether more follow), or the error text."""
         await op.lock.acquire()
         try:
             await self._fill(op, want)
             if op.state == t.TOperationState.ERROR_STATE:
-                return t.TFetchResultsResp(status=_status_error(op.error or "failed"))
+                return op.error or "failed"
             if op.state == t.TOperationState.CANCELED_STATE or op.closed:
-                return t.TFetchResultsResp(
-                    status=_status_error(f"Cancelled: query {op.id} was cancelled")
-                )
+                return f"Cancelled: query {op.id} was cancelled"
             if op.state == t.TOperationState.RUNNING_STATE:
                 op.state = t.TOperationState.FINISHED_STATE
             assert op.buffer is not None
@@ -676,12 +688,9 @@ class ImpalaServer:
             op.buffer = [column[want:] for column in op.buffer]
             offset = op.rows_fetched
             op.rows_fetched += len(take[0]) if take else 0
-            more = not op.exhausted or op.buffered_rows > 0
-            schema = op.schema
+            return take, offset, not op.exhausted or op.buffered_rows > 0
         finally:
             op.lock.release()
-        rowset = await self._run(results.row_set, schema, take, offset)
-        return t.TFetchResultsResp(status=_status_ok(), hasMoreRows=more, results=rowset)
 
     def _log_text(self, op: Operation) -> str:
         if op.state == t.TOperationState.ERROR_STATE and op.error:

@@ -24,7 +24,8 @@ from twisted.web import resource, server
 
 from backends.common import web
 from backends.impalad import _wire
-from backends.impalad.gen.ImpalaService import ImpalaHiveServer2Service
+from backends.impalad.beeswax import BeeswaxHandler
+from backends.impalad.gen.ImpalaService import ImpalaHiveServer2Service, ImpalaService
 from backends.impalad.sasl import AuthenticationError, Mechanism, MechanismFactory
 from backends.impalad.server import ConnectionHandler, ImpalaServer
 
@@ -93,6 +94,9 @@ class HS2Protocol(protocol.Protocol):
     every message is length-framed. Bad input closes this connection only.
     """
 
+    #: the connection counters' prefix (``<counter>-conn-open``, ``-conn-total``)
+    counter = "hs2"
+
     def __init__(
         self,
         server: ImpalaServer,
@@ -109,7 +113,7 @@ class HS2Protocol(protocol.Protocol):
         self._sasl: _wire.SaslFramer | None = None
         self._mechanism: Mechanism | None = None
         self._processor: Any = None
-        self._handler: ConnectionHandler | None = None
+        self._handler: Any = None  # has ``opened``: the sessions to close with the connection
         self._queue: collections.deque[bytes] = collections.deque()
         self._busy = False
         self._paused = False
@@ -125,13 +129,13 @@ class HS2Protocol(protocol.Protocol):
         self.client = _peer(self.transport)
         with contextlib.suppress(Exception):
             self._tx.setTcpNoDelay(True)
-        self._server.counters["hs2-conn-open"] += 1
-        self._server.counters["hs2-conn-total"] += 1
+        self._server.counters[f"{self.counter}-conn-open"] += 1
+        self._server.counters[f"{self.counter}-conn-total"] += 1
         self._quick_ack()
 
     def connectionLost(self, reason: Any = None) -> None:
         self._closed = True
-        self._server.counters["hs2-conn-open"] -= 1
+        self._server.counters[f"{self.counter}-conn-open"] -= 1
         if self._handler is not None:
             self._server.connection_closed(self._handler.opened)
 
@@ -285,6 +289,18 @@ class HS2Protocol(protocol.Protocol):
         self._fail("internal error")
 
 
+class BeeswaxProtocol(HS2Protocol):
+    """One Beeswax client connection (:mod:`backends.impalad.beeswax`): the same framing
+    and authentication as the HS2 binary port, the ImpalaService processor."""
+
+    counter = "beeswax"
+
+    def _start_processor(self, user: str | None) -> None:
+        self.user = user
+        self._handler = BeeswaxHandler(self._server, user, self.client)
+        self._processor = ImpalaService.Processor(self._handler)
+
+
 class HS2Factory(protocol.Factory):
     """Builds :class:`HS2Protocol` for the binary HS2 port."""
 
@@ -301,12 +317,21 @@ class HS2Factory(protocol.Factory):
         self.mechanisms = mechanisms
         self.allow_nosasl = allow_nosasl
 
+    protocol_class: type[HS2Protocol] = HS2Protocol
+
     def buildProtocol(self, addr: Any) -> HS2Protocol:
-        if self.server.counters["hs2-conn-open"] >= 10_000:
+        cls = self.protocol_class
+        if self.server.counters[f"{cls.counter}-conn-open"] >= 10_000:
             return None  # type: ignore[return-value]
-        p = HS2Protocol(self.server, self.mechanisms, allow_nosasl=self.allow_nosasl)
+        p = cls(self.server, self.mechanisms, allow_nosasl=self.allow_nosasl)
         p.factory = self
         return p
+
+
+class BeeswaxFactory(HS2Factory):
+    """Builds :class:`BeeswaxProtocol` for ``--beeswax_port``."""
+
+    protocol_class = BeeswaxProtocol
 
 
 # -- hs2-http -----------------------------------------------------------------------------

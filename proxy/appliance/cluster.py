@@ -217,6 +217,7 @@ def description(daemons: Iterable[Daemon], *, port: int, bind: str, run: Path) -
             "shell": {"port": port},
             "hue": {"port": port + 1},
             "hs2_http": {"port": port + 2},
+            "beeswax": {"port": port + 3},
             "statestore_ui": {"port": 25010},
         },
         "stats": {"socket": str(run / "admin.sock"), "page": {"port": 8404, "bind": bind}},
@@ -559,6 +560,7 @@ impala-lb: a local Impala cluster is up ({run})
   {shell} -i {host}:{args.port}          # impala-shell, JDBC, ODBC (leastconn)
   {shell} -i {host}:{args.port + 1}          # Hue's port (source affinity)
   {shell} --protocol hs2-http -i {host}:{args.port + 2}
+  {shell} --protocol beeswax -i {host}:{args.port + 3}
   stats page:   http://{host}:8404/stats
   admin socket: echo "show stat" | socat stdio unix:{run / "admin.sock"}
 

@@ -84,6 +84,7 @@ class Impalad:
             "backends.impalad.main",
             f"--listen_host={self.host}",
             f"--hs2_port={self.hs2_port}",
+            f"--beeswax_port={free_port(self.host)}",
             "--hs2_http_port=0",
             f"--webserver_port={self.web_port}",
             *statestore,

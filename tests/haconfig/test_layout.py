@@ -198,7 +198,7 @@ def test_tls_termination_layouts_pass_real_haproxy(mode: str, tmp_path: Path) ->
         ({"coordinator": [{"port": 1}]}, "coordinator\\[0\\].host' is required"),
         ({"coordinator": THREE, "frontends": {"hue": {"timeout": "1.5h"}}}, "is not a time"),
         ({"coordinator": THREE, "frontends": {"hue": {"timeout": "0"}}}, "must not be 0"),
-        ({"coordinator": THREE, "frontends": {"beeswax": {}}}, "not a client class"),
+        ({"coordinator": THREE, "frontends": {"telnet": {}}}, "not a client class"),
         ({"frontends": {"shell": {}}}, "need at least one \\[\\[coordinator\\]\\]"),
         ({"coordinator": THREE, "security": {"tls": "bridge", "crt": "x"}}, "ca_file' is required"),
         ({"coordinator": THREE, "security": {"tls": "offload"}}, "'security.crt' is required"),

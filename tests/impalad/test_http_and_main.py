@@ -86,12 +86,14 @@ def test_basic_header_parsing() -> None:
     assert transport.basic_user(None) is None
 
 
-def test_make_service_listens_on_the_three_ports() -> None:
-    """makeService binds hs2, hs2-http and the web server on --listen_host and gets ready."""
+def test_make_service_listens_on_the_four_ports() -> None:
+    """makeService binds hs2, Beeswax, hs2-http and the web server on --listen_host and
+    gets ready."""
     flags = flag_set().parse(
         [
             "--listen_host=127.0.0.7",
             "--hs2_port=1",
+            "--beeswax_port=4",
             "--hs2_http_port=2",
             "--webserver_port=3",
             "--state_store_host=",
@@ -111,6 +113,7 @@ def test_make_service_listens_on_the_three_ports() -> None:
     try:
         assert [(p[0], p[3]) for p in reactor.tcpServers] == [
             (1, "127.0.0.7"),
+            (4, "127.0.0.7"),
             (2, "127.0.0.7"),
             (3, "127.0.0.7"),
         ]
@@ -120,21 +123,15 @@ def test_make_service_listens_on_the_three_ports() -> None:
         top.stopService()
 
 
-def test_flags_follow_impala_names_and_refuse_beeswax() -> None:
-    """Impala's defaults (21050/28000/25000) apply, and a beeswax port is refused."""
+def test_flags_follow_impala_names() -> None:
+    """Impala's defaults (21050/28000/25000, Beeswax 21000) apply."""
     flags = flag_set().parse([])
-    assert (flags["hs2_port"], flags["hs2_http_port"], flags["webserver_port"]) == (
-        21050,
-        28000,
-        25000,
-    )
-    with pytest.raises(FlagError, match="beeswax"):
-        main.makeService(
-            flag_set().parse(["--beeswax_port=21000"]),
-            reactor=MemoryReactorClock(),
-            engine=FakeEngine(),
-            session_factory=fake_session,
-        )
+    assert (
+        flags["hs2_port"],
+        flags["hs2_http_port"],
+        flags["webserver_port"],
+        flags["beeswax_port"],
+    ) == (21050, 28000, 25000, 21000)
 
 
 def negotiate(auth: str) -> str:

@@ -152,6 +152,7 @@ def test_make_service_with_a_statestore_adds_the_subscriber_port() -> None:
         [
             "--listen_host=127.0.0.7",
             "--hs2_port=1",
+            "--beeswax_port=0",
             "--hs2_http_port=0",
             "--webserver_port=0",
             "--state_store_host=127.0.0.8",

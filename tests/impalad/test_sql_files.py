@@ -303,7 +303,7 @@ def test_compute_stats_records_row_count(engine: Engine) -> None:
     stats = rows(engine, session, "show table stats t")
     assert stats[0][:2] == (3, 1) and stats[0][5] == "PARQUET"
     col_stats = rows(engine, session, "show column stats t")
-    assert col_stats == [("id", "INT", -1, -1, 4, 4.0, -1, -1)]
+    assert col_stats == [("id", "INT", 3, 0, 4, 4.0, -1, -1)]  # NDV 3, no NULLs
 
 
 def test_create_table_like_copies_the_schema(engine: Engine) -> None:

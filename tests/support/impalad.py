@@ -43,6 +43,7 @@ class Impalad:
     webserver_port: int
     warehouse: Path
     log: Path
+    beeswax_port: int = 0
 
     @classmethod
     def start(
@@ -62,7 +63,7 @@ class Impalad:
         log = directory / f"impalad-{host}.log"
         last_error = ""
         for _attempt in range(3):  # a probed port can be taken by a parallel suite
-            hs2, http, web = free_ports(host, 3)
+            hs2, http, web, beeswax = free_ports(host, 4)
             argv = [
                 sys.executable,
                 "-m",
@@ -71,6 +72,7 @@ class Impalad:
                 f"--hs2_port={hs2}",
                 f"--hs2_http_port={http}",
                 f"--webserver_port={web}",
+                f"--beeswax_port={beeswax}",
                 f"--warehouse_dir={wh}",
                 # Standalone unless the caller names a statestore.
                 *(() if any("state_store_host" in f for f in flags) else ("--state_store_host=",)),
@@ -85,7 +87,7 @@ class Impalad:
                     start_new_session=True,
                     env=None if env is None else dict(env),
                 )
-            daemon = cls(proc, host, hs2, http, web, wh, log)
+            daemon = cls(proc, host, hs2, http, web, wh, log, beeswax)
             ready, last_error = daemon._wait_ready(timeout)
             if ready:
                 return daemon
