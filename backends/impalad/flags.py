@@ -91,6 +91,8 @@ def flag_set() -> FlagSet:
     d("ssl_private_key", "", "PEM private key of --ssl_server_certificate")
     d("ssl_client_ca_certificate", "", "PEM CA trusted when impalad connects over TLS")
     d("ssl_minimum_version", "tlsv1.2", "lowest TLS version accepted")
+    d("max_cookie_lifetime_s", 86400, "hs2-http's impala.auth cookie lifetime; 0: no cookies")
+    d("cookie_require_secure", True, "the impala.auth cookie carries the Secure attribute")
     d("webserver_certificate_file", "", "PEM certificate: the web server speaks HTTPS")
     d("webserver_private_key_file", "", "PEM private key of the web server")
     d("is_coordinator", True, "accept client queries")

@@ -43,6 +43,7 @@ from backends.common import daemon, web
 from backends.common import flags as flagmod
 from backends.common.rpc import TopicRegistration
 from backends.impalad import catalog_client, sasl, transport, webui
+from backends.impalad.cookies import CookieSigner
 from backends.impalad.engine_api import EngineLike, SessionFactory
 from backends.impalad.flags import flag_set
 from backends.impalad.membership import (
@@ -55,6 +56,15 @@ from backends.impalad.server import SERVER_VERSION, ImpalaServer, ServerIdentity
 from backends.impalad.shutdown import ShutdownController
 
 log = Logger()
+
+
+def _cookies(flags: flagmod.Flags, *, checked: bool) -> CookieSigner | None:
+    """hs2-http's cookie signer: when credentials are really checked (Kerberos, or a
+    password file) and --max_cookie_lifetime_s is above 0, as Impala."""
+    lifetime = flags.get_int("max_cookie_lifetime_s")
+    if lifetime <= 0 or not (checked or flags.get_str("ldap_passwords_file")):
+        return None
+    return CookieSigner(lifetime, secure=flags.get_bool("cookie_require_secure"))
 
 
 def _password_checker(path: str) -> sasl.PasswordChecker:
@@ -285,6 +295,7 @@ def makeService(
                     negotiate=negotiate,
                     basic_allowed=kerberos is None or bool(flags.get_str("ldap_passwords_file")),
                     require_auth=kerberos is not None,
+                    cookies=_cookies(flags, checked=kerberos is not None),
                 ),
             )
         )

@@ -398,6 +398,12 @@ class ImpalaServer:
             "impala.thrift-server.hiveserver2-http-frontend.total-connections": self.counters[
                 "hs2-http-conn-total"
             ],
+            "impala.thrift-server.hiveserver2-http-frontend.total-cookie-auth-success": (
+                self.counters["hs2-http-cookie-auth-success"]
+            ),
+            "impala.thrift-server.hiveserver2-http-frontend.total-cookie-auth-failure": (
+                self.counters["hs2-http-cookie-auth-failure"]
+            ),
             "impala-server.hash-table.total-bytes": 0,
         }
 

@@ -25,6 +25,7 @@ from twisted.web import resource, server
 from backends.common import web
 from backends.impalad import _wire
 from backends.impalad.beeswax import BeeswaxHandler
+from backends.impalad.cookies import COOKIE_NAME, DELETE_COOKIE, CookieSigner
 from backends.impalad.gen.ImpalaService import ImpalaHiveServer2Service, ImpalaService
 from backends.impalad.sasl import AuthenticationError, Mechanism, MechanismFactory
 from backends.impalad.server import ConnectionHandler, ImpalaServer
@@ -378,7 +379,10 @@ class ThriftHttpResource(resource.Resource):
     ``Authorization: Negotiate`` (SPNEGO, when Kerberos is on) is accepted by
     ``negotiate`` and its principal becomes the session user. With
     ``require_auth`` a request without credentials gets ``401`` and the
-    ``WWW-Authenticate`` challenges this server accepts.
+    ``WWW-Authenticate`` challenges this server accepts. With ``cookies`` (when
+    credentials are really checked) an authenticated response sets the ``impala.auth``
+    cookie and a request returning a valid one needs no credentials
+    (:mod:`backends.impalad.cookies`).
     """
 
     isLeaf = True
@@ -391,6 +395,7 @@ class ThriftHttpResource(resource.Resource):
         negotiate: NegotiateAccept | None = None,
         basic_allowed: bool = True,
         require_auth: bool = False,
+        cookies: CookieSigner | None = None,
     ) -> None:
         resource.Resource.__init__(self)
         self._server = server
@@ -398,6 +403,7 @@ class ThriftHttpResource(resource.Resource):
         self._negotiate = negotiate
         self._basic_allowed = basic_allowed
         self._require_auth = require_auth
+        self._cookies = cookies
 
     def render_GET(self, request: server.Request) -> bytes:
         request.setResponseCode(405)
@@ -415,7 +421,32 @@ class ThriftHttpResource(resource.Resource):
         return f"Unauthorized: {why}\n".encode()
 
     def _authenticate(self, request: server.Request) -> tuple[str | None, bytes | None]:
-        """(user or None, an error body or None)."""
+        """(user or None, an error body or None); a new cookie for a user who just
+        authenticated, none for one who came with a valid cookie."""
+        cookie_user = self._cookie_user(request)
+        if cookie_user is not None:
+            return cookie_user, None
+        user, refusal = self._credentials(request)
+        if user is not None and self._cookies is not None:
+            request.responseHeaders.addRawHeader(b"set-cookie", self._cookies.make(user).encode())
+        return user, refusal
+
+    def _cookie_user(self, request: server.Request) -> str | None:
+        """The user of a valid ``impala.auth`` cookie; an invalid one is deleted."""
+        raw = request.getHeader(b"cookie")
+        if self._cookies is None or not raw or COOKIE_NAME.encode() not in raw:
+            return None
+        user, why = self._cookies.check(raw.decode("latin-1"))
+        counters = self._server.counters
+        if user is not None:
+            counters["hs2-http-cookie-auth-success"] += 1
+            return user
+        counters["hs2-http-cookie-auth-failure"] += 1
+        log.info("hs2-http: invalid cookie from {client}: {why}", client=_client(request), why=why)
+        request.responseHeaders.addRawHeader(b"set-cookie", DELETE_COOKIE.encode())
+        return None
+
+    def _credentials(self, request: server.Request) -> tuple[str | None, bytes | None]:
         raw = request.getHeader(b"authorization")
         header = raw.decode("latin-1") if raw else None
         token = negotiate_token(header) if self._negotiate is not None else None
@@ -519,6 +550,7 @@ def make_http_site(
     negotiate: NegotiateAccept | None = None,
     basic_allowed: bool = True,
     require_auth: bool = False,
+    cookies: CookieSigner | None = None,
 ) -> server.Site:
     """The twisted.web Site for ``--hs2_http_port``."""
     resource_ = ThriftHttpResource(
@@ -527,6 +559,7 @@ def make_http_site(
         negotiate=negotiate,
         basic_allowed=basic_allowed,
         require_auth=require_auth,
+        cookies=cookies,
     )
     site = _HS2HttpSite(resource_, server_)
     site.protocol = _NoDelayChannel  # type: ignore[assignment,method-assign]

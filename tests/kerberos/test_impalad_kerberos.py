@@ -187,6 +187,41 @@ def test_spnego_on_hs2_http(krb: Kerberized) -> None:
     assert "alice@EXAMPLE.TEST" in out.stdout
 
 
+def test_impyla_over_hs2_http_authenticates_once_then_uses_the_cookie(
+    krb: Kerberized, impyla_env: None
+) -> None:
+    """impyla GSSAPI over hs2-http: SPNEGO on the first call earns the impala.auth cookie,
+    and the session's later calls ride it (no Kerberos handshake per call)."""
+    d = krb.impalads[0]
+    prefix = "impala.thrift-server.hiveserver2-http-frontend.total-cookie-auth"
+
+    def metric(name: str) -> int:
+        return int(json.loads(d.get("/jsonmetrics?json")[1])[f"{prefix}-{name}"])
+
+    before = metric("success")
+    conn = connect(
+        host=d.host,
+        port=d.hs2_http_port,
+        use_http_transport=True,
+        http_path="cliservice",
+        auth_mechanism="GSSAPI",
+        kerberos_service_name="impala",
+        krb_host="lb.example.test",
+        timeout=20,
+    )
+    try:
+        cur = conn.cursor()
+        for i in range(3):
+            cur.execute(f"select effective_user(), {i}")
+            assert cur.fetchall() == [("alice@EXAMPLE.TEST", i)]
+    finally:
+        conn.close()
+    # OpenSession authenticated with Negotiate; at least the 3 x (execute, status, fetch,
+    # close) calls after it came with the cookie
+    assert metric("success") - before >= 12
+    assert metric("failure") == 0
+
+
 def test_hs2_http_without_credentials_is_401_with_negotiate(krb: Kerberized) -> None:
     """An hs2-http POST without Authorization gets 401 and a Negotiate challenge."""
     import urllib.error
