@@ -15,7 +15,7 @@ from impala.dbapi import connect
 
 from tests.statestore.procs import statestored_argv
 from tests.support import procs
-from tests.support.procs import Proc, free_port
+from tests.support.procs import Proc, free_port, free_ports
 
 T = TypeVar("T")
 HEARTBEAT = [
@@ -42,8 +42,9 @@ def get_json(url: str) -> Any:
 class Catalogd:
     def __init__(self, index: int, tmp: Path, statestore: list[str], ha: bool) -> None:
         self.host = f"127.0.0.{10 + index}"
-        self.port = free_port(self.host)
-        self.web_port = free_port(self.host)
+        # three distinct free ports at once: a subscriber port of 0 could be handed the
+        # service port the daemon has not bound yet (seen once: "Address already in use")
+        self.port, self.web_port, sub_port = free_ports(self.host, 3)
         self.address = f"{self.host}:{self.port}"
         self.argv = [
             "-m",
@@ -52,7 +53,7 @@ class Catalogd:
             f"--catalog_service_port={self.port}",
             f"--webserver_port={self.web_port}",
             *statestore,
-            "--state_store_subscriber_port=0",
+            f"--state_store_subscriber_port={sub_port}",
             f"--warehouse_dir={tmp / 'warehouse'}",
             *HEARTBEAT,
         ]
