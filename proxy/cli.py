@@ -123,12 +123,13 @@ def run(
     agent: tuple[str, int] | None = None,
 ) -> int:
     """Run the balancer on ``files`` until SIGTERM/SIGINT (or SIGUSR1 and drain)."""
-    from twisted.internet import epollreactor
     from twisted.internet.error import ReactorAlreadyInstalledError
+
+    from proxy import reactor as pump_reactor
 
     # A caller may have chosen the reactor already (the pump only needs addReader).
     with contextlib.suppress(ReactorAlreadyInstalledError):
-        epollreactor.install()
+        pump_reactor.install()
     from twisted.internet import reactor as _reactor
     from twisted.logger import (
         FilteringLogObserver,

@@ -289,7 +289,12 @@ class PumpLoop:
         self.lost = False
         #: sessions ended by an exception in their handling (``ID``)
         self.faults = 0
-        reactor.addReader(self)
+        # On impala-lb's own reactor (proxy.reactor) this epoll is the one the process
+        # waits on, the reactor's inside it; on any other, it is one of its readers.
+        adopt = getattr(reactor, "adopt_pump", None)
+        self._adopted = bool(adopt is not None and adopt(self))
+        if not self._adopted:
+            reactor.addReader(self)
 
     def set_bufsize(self, bufsize: int) -> None:
         """``tune.bufsize`` changed (reload): later reads use it."""
@@ -318,7 +323,10 @@ class PumpLoop:
         )
 
     def close(self) -> None:
-        self.reactor.removeReader(self)
+        if self._adopted:
+            self.reactor.release_pump(self)  # type: ignore[attr-defined]
+        else:
+            self.reactor.removeReader(self)
         self.ep.close()
 
     # --- registration ---------------------------------------------------------------
@@ -457,8 +465,17 @@ class PumpLoop:
             events = self.ep.poll(0, 512)
         except InterruptedError:
             return
+        self.dispatch(events)
+
+    def dispatch(self, events: list[tuple[int, int]], outer: int = -1) -> bool:
+        """Handle ``events`` of this epoll set; whether ``outer`` (the reactor's own
+        epoll, when it sits inside this one) was among them."""
         sides = self.sides
+        found = False
         for fd, ev in events:
+            if fd == outer:
+                found = True
+                continue
             side = sides.get(fd)
             if side is None:
                 cb = self.watchers.get(fd)
@@ -484,6 +501,7 @@ class PumpLoop:
                     self._fail(side)  # reset while we waited for the other direction
             except Exception:
                 self.fault(side.owner, Failure())
+        return found
 
     def _read(self, side: _Side) -> None:
         """Move what ``side`` has to its peer, holding at most ``bufsize`` of it.
