@@ -35,6 +35,7 @@ from haconfig.model import (
     StatsSocket,
     Timeouts,
 )
+from haconfig.pair import LbPair, PairBalancer, PairError, check_pair
 from haconfig.units import UnitError, format_time, parse_time
 
 __all__ = [
@@ -173,6 +174,8 @@ class ClusterDescription:
     logging: Logging | None = None
     name: str = "impala"
     agent: ImpalaAgent | None = None
+    #: ``[lb_pair]``: two balancers behind one virtual IP (haconfig.pair)
+    lb_pair: LbPair | None = None
 
 
 # --- reading the TOML --------------------------------------------------------------------
@@ -423,7 +426,10 @@ def description_from_mapping(
                 f"{source}: 'impala_agent.weights' must be 'none' or 'queries', "
                 f"not {agent.weights!r}"
             )
+    pair_r = top.table("lb_pair")
+    lb_pair = _lb_pair(pair_r) if pair_r is not None else None
     desc = ClusterDescription(
+        lb_pair=lb_pair,
         agent=agent,
         coordinators=coords,
         statestored=_ha_pair(ss, 25010) if ss is not None else (),
@@ -446,6 +452,34 @@ def description_from_mapping(
     return desc
 
 
+def _lb_pair(r: _Reader) -> LbPair:
+    raw = r.get("balancer")
+    if not isinstance(raw, list) or len(raw) != 2:
+        raise DescriptionError(f"{r.source}: 'lb_pair.balancer' must list exactly two balancers")
+    balancers = []
+    for i, item in enumerate(raw):
+        b = _Reader(item, f"lb_pair.balancer[{i}]", r.source)
+        balancers.append(
+            PairBalancer(
+                name=b.required_string("name"),
+                address=b.required_string("address"),
+                priority=b.integer("priority", 100 - 10 * i, 1, 254) or 1,
+            )
+        )
+        b.done()
+    pair = LbPair(
+        vip=r.required_string("vip"),
+        interface=r.required_string("interface"),
+        balancers=(balancers[0], balancers[1]),
+        virtual_router_id=r.integer("virtual_router_id", 51, 1, 255) or 51,
+        advert_int=r.integer("advert_int", 1, 1, 255) or 1,
+        stats_socket=r.string("stats_socket", "/run/impala-lb/admin.sock") or "",
+        alive_command=r.string("alive_command", LbPair.alive_command) or "",
+    )
+    r.done()
+    return pair
+
+
 def check_description(desc: ClusterDescription, source: str = "<description>") -> None:
     """Refuse a description whose parts do not fit together (frontends without servers,
     two frontends on one port, two coordinators with one name)."""
@@ -461,6 +495,13 @@ def check_description(desc: ClusterDescription, source: str = "<description>") -
     names = [c.name for c in desc.coordinators if c.name]
     if len(names) != len(set(names)):
         raise DescriptionError(f"{source}: two coordinators share a name")
+    if desc.lb_pair is not None:
+        hosts = [c.host for c in desc.coordinators]
+        hosts += [d.host for d in (*desc.statestored, *desc.catalogd)]
+        try:
+            check_pair(desc.lb_pair, hosts, source)
+        except PairError as e:
+            raise DescriptionError(str(e)) from None
     seen: dict[tuple[str, int], str] = {}
     for cls, f in desc.frontends.items():
         key = (f.bind or desc.bind, f.port)

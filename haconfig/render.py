@@ -292,6 +292,15 @@ def _environment() -> jinja2.Environment:
 _ENV: jinja2.Environment | None = None
 
 
+def render_template(name: str, **context: object) -> str:
+    """Another template of ``templates/`` (keepalived.conf.j2) with ``context``."""
+    global _ENV
+    if _ENV is None:
+        _ENV = _environment()
+    text = _ENV.get_template(name).render(**context)
+    return "\n".join(line.rstrip() for line in text.strip("\n").splitlines()) + "\n"
+
+
 def render(config: Config) -> str:
     """The text of ``config`` as an haproxy.cfg that HAProxy 2.6 and impala-lb both read."""
     global _ENV

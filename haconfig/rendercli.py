@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -37,6 +38,7 @@ from haconfig.layouts import (
     layout,
     load_description,
 )
+from haconfig.pair import PairError, render_keepalived
 from haconfig.render import render
 from haconfig.validate import VALID, check, haproxy_binary
 
@@ -59,6 +61,11 @@ def _parser() -> argparse.ArgumentParser:
         "--from-impala",
         metavar="URL",
         help="read the coordinators from this impalad's /backends?json",
+    )
+    p.add_argument(
+        "--keepalived",
+        metavar="BALANCER",
+        help="render keepalived.conf for this balancer of [lb_pair] instead (haconfig.pair)",
     )
     p.add_argument("--hs2-port", type=int, default=21050, help="with --from-impala (21050)")
     p.add_argument("--hs2-http-port", type=int, default=28000, help="with --from-impala (28000)")
@@ -88,6 +95,27 @@ def haproxy_lint(path: str) -> list[str]:
     if proc.returncode != 0 or "Warnings were found" in output:
         return problems or [f"haproxy -c exited {proc.returncode}: {output.strip()}"]
     return []
+
+
+def keepalived_lint(text: str) -> list[str]:
+    """What keepalived's own config test (``keepalived -t -f``) says of ``text``; a
+    missing keepalived is a problem too (``--check`` must check)."""
+    exe = shutil.which("keepalived") or "/usr/sbin/keepalived"
+    if not os.path.exists(exe):
+        return ["keepalived is not installed (apt-get install keepalived): cannot check"]
+    fd, tmp = tempfile.mkstemp(prefix=".keepalived-", suffix=".conf")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        proc = subprocess.run(
+            [exe, "-t", "-f", tmp], capture_output=True, text=True, timeout=30, check=False
+        )
+    finally:
+        os.unlink(tmp)
+    if proc.returncode == 0:
+        return []
+    lines = [line.strip() for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
+    return [f"keepalived: {line}" for line in lines] or [f"keepalived -t exited {proc.returncode}"]
 
 
 def own_lint(path: str) -> list[str]:
@@ -127,15 +155,22 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None) -> int
         return int(e.code or 0)
     try:
         desc = _description(args)
-        text = render(layout(desc))
-    except DescriptionError as e:
+        if args.keepalived:
+            if desc.lb_pair is None:
+                raise DescriptionError(f"{args.description}: --keepalived needs an [lb_pair]")
+            text = render_keepalived(
+                desc.lb_pair, args.keepalived, source=args.description or "<defaults>"
+            )
+        else:
+            text = render(layout(desc))
+    except (DescriptionError, PairError) as e:
         print(f"impala-lb render: {e}", file=sys.stderr)
         return 2
     except DiscoveryError as e:
         print(f"impala-lb render: discovery failed: {e}", file=sys.stderr)
         return 3
     if args.check:
-        problems = _check_text(text, args.output)
+        problems = keepalived_lint(text) if args.keepalived else _check_text(text, args.output)
         if problems:
             for line in problems:
                 print(f"impala-lb render: check: {line}", file=sys.stderr)

@@ -10,6 +10,7 @@ HAProxy's flags where they exist::
     impala-lb install|uninstall [--root DIR]           systemd units, config and flagfiles
     impala-lb kerberos-check --lb-fqdn N --keytab H=K  find Kerberos setup mistakes
     impala-lb agent --coordinator NAME=URL ...         agent-checks from Impala's own state
+    impala-lb alive --stats-socket PATH                does it serve? (keepalived's check)
 
 Signals of the running balancer: SIGHUP re-reads the files and applies them in
 place (:mod:`proxy.reload`; a broken file is refused and logged, the running
@@ -39,6 +40,7 @@ SUBCOMMANDS: dict[str, str] = {
     "install": "proxy.appliance.install:main_install",
     "uninstall": "proxy.appliance.install:main_uninstall",
     "kerberos-check": "proxy.appliance.kerberos_check:main",
+    "alive": "proxy.appliance.pair:main",
 }
 
 

@@ -58,6 +58,19 @@ AGENT_ARGS = """\
 """
 
 
+#: keepalived.service's drop-in: with a balancer pair (haconfig.pair, `impala-lb render
+#: --keepalived`), keepalived starts after impala-lb and with it
+KEEPALIVED_DROPIN = """\
+# Written by impala-lb install. For the balancer pair behind one virtual IP
+# (/etc/keepalived/keepalived.conf from `impala-lb render --keepalived <name>`):
+# keepalived starts after impala-lb and with it, so the address is never announced by
+# a balancer that does not serve yet; its vrrp_script keeps asking `impala-lb alive`.
+[Unit]
+After=impala-lb.service
+Wants=impala-lb.service
+"""
+
+
 @dataclasses.dataclass(frozen=True)
 class Planned:
     """One file ``install`` puts in place: where (without the root) and what."""
@@ -94,6 +107,7 @@ def planned_files(bindir: Path, port: int = 5000) -> list[Planned]:
         )
         files.append(Planned(CONFIG_DIR / f"{d.name}.flags", flagfile_text(title, d.flags)))
     files.append(Planned(CONFIG_DIR / "agent.args", AGENT_ARGS))
+    files.append(Planned(UNIT_DIR / "keepalived.service.d" / "impala-lb.conf", KEEPALIVED_DROPIN))
     files.append(
         Planned(
             Path("/etc/default/impala-lb"),
