@@ -117,6 +117,31 @@ def check_pair(pair: LbPair, server_hosts: Iterable[str], source: str) -> None:
         raise PairError(f"{source}: 'lb_pair.advert_int' must be 1..255 seconds")
 
 
+def _significant(text: str) -> list[tuple[int, str]]:
+    """(line number, line) of a config without comments, blank lines and indentation."""
+    out = []
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if line:
+            out.append((number, " ".join(line.split())))
+    return out
+
+
+def same_config(a: tuple[str, str], b: tuple[str, str]) -> str:
+    """Empty when two balancers' configs (``(name, text)``) are the same apart from
+    comments and spacing, else the first difference, naming both values."""
+    (name_a, text_a), (name_b, text_b) = a, b
+    lines_a, lines_b = _significant(text_a), _significant(text_b)
+    for (na, la), (nb, lb) in zip(lines_a, lines_b, strict=False):
+        if la != lb:
+            return f"{name_a}:{na} {la!r} differs from {name_b}:{nb} {lb!r}"
+    if len(lines_a) != len(lines_b):
+        longer, extra = (name_a, lines_a) if len(lines_a) > len(lines_b) else (name_b, lines_b)
+        n, line = extra[min(len(lines_a), len(lines_b))]
+        return f"{longer}:{n} {line!r} has no counterpart in the other config"
+    return ""
+
+
 def render_keepalived(pair: LbPair, name: str, *, source: str = "cluster description") -> str:
     """Balancer ``name``'s keepalived.conf."""
     from haconfig.render import render_template

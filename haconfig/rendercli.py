@@ -2,6 +2,8 @@
 
     impala-lb render [--check] [-o FILE] cluster.toml
     impala-lb render [--check] [-o FILE] --from-impala http://<coordinator>:25000 [cluster.toml]
+    impala-lb render [--check] --keepalived BALANCER cluster.toml   (haconfig.pair)
+    impala-lb render --same-as lb1.cfg lb2.cfg    (a pair runs one config)
 
 With ``--from-impala`` the coordinator list comes from that impalad's
 ``/backends?json`` (coordinators only, not quiescing); anything else (frontends,
@@ -38,7 +40,7 @@ from haconfig.layouts import (
     layout,
     load_description,
 )
-from haconfig.pair import PairError, render_keepalived
+from haconfig.pair import PairError, render_keepalived, same_config
 from haconfig.render import render
 from haconfig.validate import VALID, check, haproxy_binary
 
@@ -66,6 +68,12 @@ def _parser() -> argparse.ArgumentParser:
         "--keepalived",
         metavar="BALANCER",
         help="render keepalived.conf for this balancer of [lb_pair] instead (haconfig.pair)",
+    )
+    p.add_argument(
+        "--same-as",
+        metavar="CFG",
+        nargs=2,
+        help="check that the two balancers of a pair run the same config (exit 1 if not)",
     )
     p.add_argument("--hs2-port", type=int, default=21050, help="with --from-impala (21050)")
     p.add_argument("--hs2-http-port", type=int, default=28000, help="with --from-impala (28000)")
@@ -95,6 +103,22 @@ def haproxy_lint(path: str) -> list[str]:
     if proc.returncode != 0 or "Warnings were found" in output:
         return problems or [f"haproxy -c exited {proc.returncode}: {output.strip()}"]
     return []
+
+
+def _check_pair_configs(paths: Sequence[str]) -> int:
+    """``render --same-as A B``: the two balancers of a pair must run one config."""
+    texts = []
+    for path in paths:
+        try:
+            texts.append((path, Path(path).read_text(encoding="utf-8")))
+        except OSError as e:
+            print(f"impala-lb render: cannot read {path}: {e.strerror}", file=sys.stderr)
+            return 2
+    difference = same_config(texts[0], texts[1])
+    if difference:
+        print(f"impala-lb render: the pair's configs differ: {difference}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def keepalived_lint(text: str) -> list[str]:
@@ -153,6 +177,8 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None) -> int
         args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     except SystemExit as e:
         return int(e.code or 0)
+    if args.same_as:
+        return _check_pair_configs(args.same_as)
     try:
         desc = _description(args)
         if args.keepalived:

@@ -133,3 +133,25 @@ def test_alive_asks_whether_a_frontend_is_open(stats_socket: tuple[Path, list[by
     assert serving(str(path), 2.0)[1].startswith("stats socket")
     ok, why = serving(str(path.parent / "missing.sock"), 1.0)
     assert not ok and "missing.sock" in why
+
+
+def test_the_two_balancers_must_run_one_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """render --same-as A B: comments and spacing aside, the configs must be equal; a
+    difference is named with both files, lines and values."""
+    a, b = tmp_path / "lb1.cfg", tmp_path / "lb2.cfg"
+    a.write_text(
+        "global\n    maxconn 100\nlisten x\n    bind *:5000\n    server s 10.0.0.1:21050\n"
+    )
+    b.write_text(
+        "# lb2\nglobal\n  maxconn   100\nlisten x\n  bind *:5000\n  server s 10.0.0.1:21050\n"
+    )
+    assert render_main(["--same-as", str(a), str(b)]) == 0
+    b.write_text(b.read_text().replace("10.0.0.1:21050", "10.0.0.2:21050"))
+    assert render_main(["--same-as", str(a), str(b)]) == 1
+    err = capsys.readouterr().err
+    assert f"{a}:5 'server s 10.0.0.1:21050' differs from {b}:6 'server s 10.0.0.2:21050'" in err
+    b.write_text(a.read_text() + "    server t 10.0.0.3:21050\n")
+    assert render_main(["--same-as", str(a), str(b)]) == 1
+    assert "has no counterpart in the other config" in capsys.readouterr().err
