@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import base64
-import io
 from typing import Any
 
 import pytest
-from twisted.web.test.requesthelper import DummyRequest
 
 from backends.impalad import transport
 from backends.impalad.cookies import DELETE_COOKIE, CookieSigner
 from backends.impalad.gen.TCLIService import ttypes as t
-from tests.impalad.test_http_and_main import basic, make_server
+from tests.impalad.test_http_and_main import basic, make_server, post
 from tests.impalad.thriftmsg import call, reply
 
 
@@ -72,21 +70,6 @@ def test_another_coordinators_cookie_and_an_old_one_are_refused() -> None:
     assert a.check(cookie) == (None, "Cookie is past its max lifetime.")
 
 
-def _post(resource: Any, body: bytes, *, auth: str | None = None, cookie: str = "") -> Any:
-    request: Any = DummyRequest([b"cliservice"])
-    request.method = b"POST"
-    request.content = io.BytesIO(body)
-    if auth is not None:
-        request.requestHeaders.setRawHeaders(b"authorization", [auth.encode()])
-    if cookie:
-        request.requestHeaders.setRawHeaders(b"cookie", [cookie.encode()])
-    result = resource.render(request)
-    if isinstance(result, bytes):
-        request.write(result)
-        request.finish()
-    return request
-
-
 def _set_cookies(request: Any) -> list[str]:
     return [v.decode() for v in request.responseHeaders.getRawHeaders(b"set-cookie") or []]
 
@@ -106,18 +89,18 @@ def test_hs2_http_authenticates_once_then_rides_the_cookie() -> None:
     resource = transport.ThriftHttpResource(
         server, check, cookies=signer, require_auth=True, basic_allowed=True
     )
-    first = _post(resource, call("OpenSession", t.TOpenSessionReq(5)), auth=basic("eve", "pw"))
+    first = post(resource, call("OpenSession", t.TOpenSessionReq(5)), auth=basic("eve", "pw"))
     (made,) = _set_cookies(first)
     assert reply("OpenSession", b"".join(first.written)).status.statusCode == 0
-    again = _post(resource, call("OpenSession", t.TOpenSessionReq(5)), cookie=_value(made))
+    again = post(resource, call("OpenSession", t.TOpenSessionReq(5)), cookie=_value(made))
     assert again.responseCode in (None, 200) and not _set_cookies(again)
     assert checked == ["eve"]  # the second call was not checked again
     users = sorted(s.engine_session.user for s in server.sessions.values())
     assert users == ["eve", "eve"]
     foreign = _value(CookieSigner(3600).make("eve"))
-    bounced = _post(resource, call("OpenSession", t.TOpenSessionReq(5)), cookie=foreign)
+    bounced = post(resource, call("OpenSession", t.TOpenSessionReq(5)), cookie=foreign)
     assert bounced.responseCode == 401 and _set_cookies(bounced) == [DELETE_COOKIE]
-    fallback = _post(
+    fallback = post(
         resource,
         call("OpenSession", t.TOpenSessionReq(5)),
         cookie=foreign,

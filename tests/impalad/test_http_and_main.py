@@ -34,12 +34,14 @@ def make_server() -> ImpalaServer:
     return server
 
 
-def post(resource: Any, body: bytes, auth: str | None = None) -> Any:
+def post(resource: Any, body: bytes, auth: str | None = None, cookie: str = "") -> Any:
     request: Any = DummyRequest([b"cliservice"])
     request.method = b"POST"
     request.content = io.BytesIO(body)
     if auth is not None:
         request.requestHeaders.setRawHeaders(b"authorization", [auth.encode()])
+    if cookie:
+        request.requestHeaders.setRawHeaders(b"cookie", [cookie.encode()])
     result = resource.render(request)
     if isinstance(result, bytes):
         request.write(result)
