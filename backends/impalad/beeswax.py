@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Coroutine
 from typing import Any
 
-from twisted.internet import defer
+from twisted.internet import defer, task
 from zope.interface import implementer  # type: ignore[import-untyped]
 
 from backends.impalad.gen.beeswax import ttypes as bw
@@ -154,9 +154,12 @@ class BeeswaxHandler:
     def executeAndWait(self, query: bw.Query, clientCtx: str) -> defer.Deferred[bw.QueryHandle]:
         async def run() -> bw.QueryHandle:
             handle = await self._query(query)
-            while await self._state(handle) in (bw.QueryState.COMPILED, bw.QueryState.RUNNING):
-                pass  # each status call long-polls until the query moves
-            return handle
+            while True:
+                state = await self._state(handle)  # long-polls while RUNNING
+                if state == bw.QueryState.COMPILED:
+                    await task.deferLater(self.server._clock, 0.01, lambda: None)
+                elif state != bw.QueryState.RUNNING:
+                    return handle
 
         return _deferred(run())
 

@@ -120,6 +120,11 @@ def test_beeswax_calls_as_impalas_client_makes_them(impalad: Impalad, client: Cl
     ins = client.run("insert into bw_dml values (1), (2), (3)")
     wait_for("the insert", lambda: client.rpc.get_state(ins) == QueryState.FINISHED)
     assert client.rpc.CloseInsert(ins).rows_modified == {"": 3}
+    waited = client.rpc.executeAndWait(BeeswaxService.Query(query="select 5"), "ctx")
+    assert client.rpc.get_state(waited) == QueryState.FINISHED
+    assert client.rpc.fetch(waited, False, 10).data == ["5"]
+    assert "PLAN-ROOT SINK" in client.rpc.explain(BeeswaxService.Query(query="select 1")).textual
+    client.rpc.close(waited)
     options = {c.key: c.value for c in client.rpc.get_default_configuration(False)}
     assert "MEM_LIMIT" in options and "QUERY_TIMEOUT_S" in options
     assert client.rpc.PingImpalaService().version.startswith("impalad version")
