@@ -257,6 +257,9 @@ def makeService(
             mechanisms = {}
         mechanisms["GSSAPI"] = gssapi_mechanism(kerberos)
         negotiate = NegotiateAcceptor(acceptor_credentials(kerberos), kerberos).accept
+    # Kerberos or a password file (Impala's LDAP): every client authenticates, on every
+    # client port; NOSASL connections and credential-less hs2-http requests are refused
+    authenticated = kerberos is not None or bool(flags.get_str("ldap_passwords_file"))
     client_tls, web_tls = _tls(flags)
     membership = _membership(
         flags,
@@ -273,7 +276,7 @@ def makeService(
         (
             "hs2",
             _endpoint(reactor, flags.get_int("hs2_port"), interface, client_tls),
-            transport.HS2Factory(server, mechanisms, allow_nosasl=kerberos is None),
+            transport.HS2Factory(server, mechanisms, allow_nosasl=not authenticated),
         )
     ]
     if flags.get_int("beeswax_port") > 0:  # Impala: 0 or less, no Beeswax server
@@ -281,7 +284,7 @@ def makeService(
             (
                 "beeswax",
                 _endpoint(reactor, flags.get_int("beeswax_port"), interface, client_tls),
-                transport.BeeswaxFactory(server, mechanisms, allow_nosasl=kerberos is None),
+                transport.BeeswaxFactory(server, mechanisms, allow_nosasl=not authenticated),
             )
         )
     if flags.get_int("hs2_http_port"):
@@ -294,8 +297,8 @@ def makeService(
                     check,
                     negotiate=negotiate,
                     basic_allowed=kerberos is None or bool(flags.get_str("ldap_passwords_file")),
-                    require_auth=kerberos is not None,
-                    cookies=_cookies(flags, checked=kerberos is not None),
+                    require_auth=authenticated,
+                    cookies=_cookies(flags, checked=authenticated),
                 ),
             )
         )

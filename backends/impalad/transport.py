@@ -184,20 +184,26 @@ class HS2Protocol(protocol.Protocol):
             tx.getHandle().setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
 
     def _refuse_nosasl(self, messages: list[bytes]) -> None:
-        """Kerberos is on: answer the first unauthenticated call with a clear error, then close.
+        """Authentication is on (Kerberos, or a password file): answer the first
+        unauthenticated call with a clear error, then close.
 
         (Impala just drops such a connection; the error tells the user what to do.)"""
         if not messages:
             return
         header = _wire.parse_header(messages[0])
         names = ", ".join(sorted(self._mechanisms))
+        hints = []
+        if "GSSAPI" in self._mechanisms:
+            hints.append("Kerberos (impala-shell -k, impyla auth_mechanism='GSSAPI')")
+        if "PLAIN" in self._mechanisms:
+            hints.append("a user and password (impala-shell -l -u USER, impyla 'PLAIN')")
         self._tx.write(
             _wire.application_exception(
                 header.name,
                 header.seqid,
                 _wire.APP_INTERNAL_ERROR,
                 f"this impalad requires SASL authentication ({names}); "
-                "connect with Kerberos (impala-shell -k, impyla auth_mechanism='GSSAPI')",
+                f"connect with {' or '.join(hints)}",
             )
         )
         self._fail("an unauthenticated (NOSASL) client while authentication is required")
