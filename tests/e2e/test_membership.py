@@ -84,9 +84,11 @@ def test_a_coordinator_that_joins_gets_clients_without_a_reload(run: Path) -> No
     # the others are the same servers: their session totals only grew
     for key, row in before.items():
         assert int(rows[key]["stot"]) >= int(row["stot"]) and rows[key]["status"] == "UP"
-    # leastconn: the newcomer, with no connection, is picked soon; HAProxy's slowstart
-    # (10 s in the layout) holds its weight low at first, so allow up to 20 queries
-    for _ in range(20):
+    # leastconn: the newcomer is picked once its weight counts. HAProxy's slowstart (10 s
+    # in the layout) ramps it up from 0, and with one connection at a time every server
+    # has none, so HAProxy ties only once the ramp is over: query for up to 40 s
+    deadline = time.monotonic() + 40
+    while time.monotonic() < deadline:
         if int(_rows(run)[("impala_shell", new.host)]["stot"]) > 0:
             break
         _query(run)
