@@ -230,9 +230,18 @@ class RemoteCatalog:
             host, port = self._target()
             self.num_probes += 1
             answer = self._call(host, port, GetCatalogDelta, self.probe_timeout, from_version=since)
-        except (OSError, RpcError):
+        except (OSError, RpcError) as e:
             with self._lock:
                 self._probe_paused_until = now + self.probe_backoff
+            # reads are served from the topic meanwhile: say so, for whoever finds one
+            # that missed a change made on another coordinator
+            log.info(
+                "catalog probe to {address} failed ({err}); reads come from the "
+                "catalog topic for {backoff}s",
+                address=self.active_address,
+                err=str(e) or type(e).__name__,
+                backoff=self.probe_backoff,
+            )
             return
         result = answer["result"]
         if result.get("ok"):
