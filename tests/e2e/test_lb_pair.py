@@ -236,8 +236,10 @@ def test_the_vip_moves_on_every_failure_and_never_back(pair: Pair, tmp_path: Pat
     print(f"recovery seconds: {report}; {len(failed)} of {len(outcomes)} queries failed")
     assert not outside, f"queries failed outside the failover windows: {outside[:5]}"
     # A balancer whose check fails sends priority 0 and the peer takes over at once (2
-    # failed checks, 1 s apart); one that dies silently or loses its link is declared
-    # down after 3 missed adverts plus skew (VRRP's master-down interval, about 3.6 s)
-    assert report["impala-lb killed"] < 4.0, report
-    assert report["keepalived SIGKILLed"] < 6.0, report
-    assert report["link cut"] < 6.0, report
+    # failed checks, 1 s apart: measured 2.2-2.3 s); one that dies silently or loses its
+    # link is declared down after 3 missed adverts plus skew (VRRP's master-down
+    # interval: the link cut measured 4.2-4.5 s). The bounds leave room for a loaded
+    # machine; the figures are printed above and reported in the README.
+    assert report["impala-lb killed"] < 6.0, report
+    assert report["keepalived SIGKILLed"] < 10.0, report
+    assert report["link cut"] < 10.0, report
