@@ -65,9 +65,15 @@ KEEPALIVED_DROPIN = """\
 # (/etc/keepalived/keepalived.conf from `impala-lb render --keepalived <name>`):
 # keepalived starts after impala-lb and with it, so the address is never announced by
 # a balancer that does not serve yet; its vrrp_script keeps asking `impala-lb alive`.
+# A keepalived that dies is started again (Debian's unit does not), so the address it
+# left on the interface is dropped within seconds.
 [Unit]
 After=impala-lb.service
 Wants=impala-lb.service
+
+[Service]
+Restart=on-failure
+RestartSec=1s
 """
 
 

@@ -42,6 +42,7 @@ def test_install_puts_units_config_and_flagfiles_in_place(tmp_path: Path) -> Non
     assert (etc / "impala-lb/impala-lb.cfg").is_file()
     dropin = (etc / "systemd/system/keepalived.service.d/impala-lb.conf").read_text()
     assert "After=impala-lb.service" in dropin and "Wants=impala-lb.service" in dropin
+    assert "Restart=on-failure" in dropin
     names = ("common", "impalad-1", "impalad-2", "impalad-3", "statestored-1", "statestored-2")
     for name in (*names, "catalogd-1", "catalogd-2"):
         assert (etc / f"impala-lb/{name}.flags").is_file(), name

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from proxy.appliance.install import UNITS, render_unit
+from proxy.appliance.install import KEEPALIVED_DROPIN, UNITS, render_unit
 
 BINDIR = Path(sys.executable).parent
 
@@ -38,6 +38,31 @@ def test_systemd_analyze_verify_passes(unit: str, tmp_path: Path) -> None:
     # verify only warns (rc 0) about unknown or misspelt settings, so stderr must be empty too.
     assert result.returncode == 0, result.stderr
     assert result.stderr.strip() == "", result.stderr
+
+
+def test_the_keepalived_dropin_verifies_with_debians_unit(tmp_path: Path) -> None:
+    """keepalived.service (Debian's) with our drop-in verifies with no message at all: the
+    drop-in is read (a misspelt key in it would be named) and orders it after impala-lb."""
+    debian = Path("/lib/systemd/system/keepalived.service")
+    assert debian.is_file(), "keepalived is part of the test setup (./dev installs it)"
+    (tmp_path / "keepalived.service").write_text(debian.read_text())
+    dropins = tmp_path / "keepalived.service.d"
+    dropins.mkdir()
+    (dropins / "impala-lb.conf").write_text(KEEPALIVED_DROPIN)
+
+    def verify() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["systemd-analyze", "verify", "./keepalived.service"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    result = verify()
+    assert result.returncode == 0 and result.stderr.strip() == "", result.stderr
+    (dropins / "impala-lb.conf").write_text(KEEPALIVED_DROPIN.replace("RestartSec", "RestrtSec"))
+    assert "Unknown key 'RestrtSec'" in verify().stderr  # the drop-in is really read
 
 
 def test_balancer_unit_is_notify_with_checked_reload() -> None:
