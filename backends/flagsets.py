@@ -58,19 +58,18 @@ def markdown() -> str:
         "| flag | daemons | default | Impala's default | note |",
         "|---|---|---|---|---|",
     ]
-    names = sorted({f.name for fs in sets.values() for f in fs.flags()})
+    by_daemon = {d: {f.name: f for f in fs.flags()} for d, fs in sets.items()}
+    names = sorted({name for flags in by_daemon.values() for name in flags})
     for name in names:
-        which = [d for d, fs in sets.items() if any(f.name == name for f in fs.flags())]
-        flag = next(f for f in sets[which[0]].flags() if f.name == name)
-        defaults = sorted(
-            {_show(f.default) for d in which for f in sets[d].flags() if f.name == name}
-        )
+        mine = {d: flags[name] for d, flags in by_daemon.items() if name in flags}
+        defaults = sorted({_show(f.default) for f in mine.values()})
         known = registry.get(name)
         impala = "" if known is None else (known.expression or _show(known.default))
-        notes = sorted({f.differs for d in which for f in sets[d].flags() if f.name == name} - {""})
-        note = "extension (not an Impala flag)" if flag.extension else "; ".join(notes)
+        notes = sorted({f.differs for f in mine.values()} - {""})
+        extension = next(iter(mine.values())).extension
+        note = "extension (not an Impala flag)" if extension else "; ".join(notes)
         lines.append(
-            f"| `{name}` | {', '.join(which)} | {' / '.join(defaults)} | {impala} | {note} |"
+            f"| `{name}` | {', '.join(mine)} | {' / '.join(defaults)} | {impala} | {note} |"
         )
     rest = sorted(set(registry) - set(names))
     lines += [

@@ -152,14 +152,13 @@ class Flag:
     name: str
     default: FlagValue
     help: str
-    kind: str = ""
+    kind: str
     extension: bool = False
     differs: str = ""
 
     def convert(self, text: str) -> FlagValue:
         """Turn the text given on the command line into this flag's type."""
-        value = _typed(self.kind or _kind_of(self.default), text, self.name)
-        return float(value) if isinstance(self.default, float) else value
+        return _typed(self.kind, text, self.name)
 
 
 class Flags(Mapping[str, FlagValue]):
@@ -302,11 +301,10 @@ class FlagSet:
             name, has_value, text = arg.lstrip("-").partition("=")
             name, flag = self._lookup(name)
             if flag is None and not has_value and name.startswith("no"):
-                negated, flag = self._lookup(name[2:])
-                if flag is not None and flag.kind == "bool":
-                    self._set(state, negated, flag, "false")
+                negated, negated_flag = self._lookup(name[2:])
+                if negated_flag is not None and negated_flag.kind == "bool":
+                    self._set(state, negated, negated_flag, "false")
                     continue
-                name, flag = self._lookup(name)
             if name in ("flagfile", "fromenv", "tryfromenv", "undefok"):
                 if not has_value:
                     if i >= len(args):
@@ -319,7 +317,7 @@ class FlagSet:
                 state.unknown.append(name)
                 continue
             if not has_value:
-                if flag.kind == "bool" or (not flag.kind and isinstance(flag.default, bool)):
+                if flag.kind == "bool":
                     text = "true"
                 elif i >= len(args):
                     raise FlagError(f"flag '{name}' is missing its argument")
@@ -329,7 +327,7 @@ class FlagSet:
             self._set(state, name, flag, text)
 
     def _set(self, state: _Parse, name: str, flag: Flag | ImpalaFlag, text: str) -> None:
-        if isinstance(flag, Flag) and name in self._flags:
+        if isinstance(flag, Flag):
             state.values[name] = flag.convert(text)
         else:
             state.unimplemented[name] = _typed(flag.kind, text, name)

@@ -227,7 +227,8 @@ def is_empty_pattern(pattern: str | None) -> bool:
 
 @dataclasses.dataclass(frozen=True)
 class TableInfo:
-    name: str
+    """What GetTables says of a table beyond its name."""
+
     kind: str  # TABLE | VIEW
     comment: str
 
@@ -240,17 +241,21 @@ class ColumnInfo:
 
 
 class Reader:
-    """The catalog as the metadata calls read it (asynchronously, from the engine)."""
+    """The catalog as the metadata calls read it (asynchronously, from the engine):
+    names are listed cheaply; a table's kind and comment (``describe``) and its columns
+    are read only for the tables a pattern matched."""
 
     def __init__(
         self,
         databases: Callable[[], Awaitable[list[str]]],
-        tables: Callable[[str], Awaitable[list[TableInfo]]],
+        tables: Callable[[str], Awaitable[list[str]]],
+        describe: Callable[[str, str], Awaitable[TableInfo]],
         columns: Callable[[str, str], Awaitable[list[ColumnInfo]]],
         functions: Callable[[str], Awaitable[list[tuple[str, str]]]],
     ) -> None:
         self.databases = databases
         self.tables = tables
+        self.describe = describe
         self.columns = columns
         self.functions = functions
 
@@ -279,9 +284,12 @@ async def tables(
     for db in await reader.databases():
         if not match_db(db):
             continue
-        for info in await reader.tables(db):
-            if match_table(info.name) and (wanted is None or info.kind in wanted):
-                out.append(["", db, info.name, info.kind, info.comment])
+        for name in await reader.tables(db):
+            if not match_table(name):
+                continue
+            info = await reader.describe(db, name)
+            if wanted is None or info.kind in wanted:
+                out.append(["", db, name, info.kind, info.comment])
     return out
 
 
@@ -294,10 +302,10 @@ async def columns(
     for db in await reader.databases():
         if not match_db(db):
             continue
-        for info in await reader.tables(db):
-            if not match_table(info.name):
+        for name in await reader.tables(db):
+            if not match_table(name):
                 continue
-            for position, col in enumerate(await reader.columns(db, info.name), 1):
+            for position, col in enumerate(await reader.columns(db, name), 1):
                 if not match_column(col.name):
                     continue
                 ty = col.type
@@ -305,7 +313,7 @@ async def columns(
                     [
                         None,
                         db,
-                        info.name,
+                        name,
                         col.name,
                         ty.java_sql_type,
                         ty.type_name,

@@ -997,13 +997,13 @@ def _resp(cls: Any) -> Callable[[str, int], Any]:
     return lambda msg, code: cls(status=_status_error(msg, code))
 
 
-async def _table_kind(sql: Any, session: SessionState, db: str, table: str) -> tuple[str, str]:
-    """(TABLE or VIEW, the table's comment), from DESCRIBE FORMATTED; TABLE when the
+async def _table_info(sql: Any, session: SessionState, db: str, table: str) -> metadata.TableInfo:
+    """TABLE or VIEW and the table's comment, from DESCRIBE FORMATTED; TABLE when the
     engine cannot say."""
     try:
         rows = await sql(session, f"describe formatted {_quote(db)}.{_quote(table)}")
     except Exception:
-        return "TABLE", ""
+        return metadata.TableInfo("TABLE", "")
     kind, comment = "TABLE", ""
     for row in rows:
         label = str(row[0] or "").strip()
@@ -1012,7 +1012,7 @@ async def _table_kind(sql: Any, session: SessionState, db: str, table: str) -> t
             kind = "VIEW"
         elif label == "" and value == "comment" and len(row) > 2:
             comment = str(row[2] or "").strip()
-    return kind, comment
+    return metadata.TableInfo(kind, comment)
 
 
 def _quote(name: str) -> str:
@@ -1115,12 +1115,11 @@ class ConnectionHandler:
         async def databases() -> list[str]:
             return [str(r[0]) for r in await sql(session, "show databases")]
 
-        async def tables(db: str) -> list[metadata.TableInfo]:
-            out = []
-            for row in await sql(session, f"show tables in {_quote(db)}"):
-                kind, comment = await _table_kind(sql, session, db, str(row[0]))
-                out.append(metadata.TableInfo(str(row[0]), kind, comment))
-            return out
+        async def tables(db: str) -> list[str]:
+            return [str(r[0]) for r in await sql(session, f"show tables in {_quote(db)}")]
+
+        async def describe(db: str, table: str) -> metadata.TableInfo:
+            return await _table_info(sql, session, db, table)
 
         async def columns(db: str, table: str) -> list[metadata.ColumnInfo]:
             rows = await sql(session, f"describe {_quote(db)}.{_quote(table)}")
@@ -1140,7 +1139,7 @@ class ConnectionHandler:
                 out.append((signature.partition("(")[0], signature))
             return out
 
-        return metadata.Reader(databases, tables, columns, functions)
+        return metadata.Reader(databases, tables, describe, columns, functions)
 
     async def _metadata(
         self, handle: Any, kind: str, rows: Callable[[metadata.Reader], Any]

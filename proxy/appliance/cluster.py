@@ -106,13 +106,19 @@ def plan(
             "--catalogd_ha_preemption_wait_period_ms=2000",
         ]
         name = f"statestored-{i + 1}"
-        daemons.append(_impala_daemon(name, "statestored", host, bins, flag_dir, own, 25010))
-        daemons[-1].role_metric = "statestore.active-status"
+        daemons.append(
+            _impala_daemon(
+                name, "statestored", host, bins, flag_dir, own, 25010, "statestore.active-status"
+            )
+        )
     for i, host in enumerate(cat_hosts):
         own = [f"--hostname={host}", f"--listen_host={host}"]
         name = f"catalogd-{i + 1}"
-        daemons.append(_impala_daemon(name, "catalogd", host, bins, flag_dir, own, 25020))
-        daemons[-1].role_metric = "catalog-server.active-status"
+        daemons.append(
+            _impala_daemon(
+                name, "catalogd", host, bins, flag_dir, own, 25020, "catalog-server.active-status"
+            )
+        )
     for i in range(impalads):
         daemons.append(impalad(i + 1, net, run, bins, flag_dir))
     cfg = str(run / "haproxy.cfg")
@@ -160,14 +166,21 @@ def impalad(index: int, net: str, run: Path, bins: Path, flag_dir: Path) -> Daem
 
 
 def _impala_daemon(
-    name: str, kind: str, host: str, bins: Path, flag_dir: Path, own: list[str], web: int
+    name: str,
+    kind: str,
+    host: str,
+    bins: Path,
+    flag_dir: Path,
+    own: list[str],
+    web: int,
+    role_metric: str | None = None,
 ) -> Daemon:
     argv = [
         str(bins / kind),
         f"--flagfile={flag_dir / 'common.flags'}",
         f"--flagfile={flag_dir / f'{name}.flags'}",
     ]
-    return Daemon(name, kind, host, argv, web, flags=own)
+    return Daemon(name, kind, host, argv, web, role_metric, flags=own)
 
 
 def _hosts(net: str) -> tuple[list[str], list[str]]:
