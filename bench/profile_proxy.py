@@ -5,6 +5,7 @@ Run (py-spy is not a dependency: ``.venv/bin/pip install py-spy`` first)::
     .venv/bin/python -m bench.profile_proxy cps      # new connections (connect, 1 RPC, close)
     .venv/bin/python -m bench.profile_proxy rt64     # round trips on 64 connections
     .venv/bin/python -m bench.profile_proxy cps --no-spy   # CPU per operation only
+    .venv/bin/python -m bench.profile_proxy cps --strace [--haproxy]  # system calls per operation
 
 It starts the benchmark's backends and one impala-lb (``bench.bench_proxy``'s config),
 runs the workload for ``--seconds``, and prints the balancer's CPU time per operation
@@ -19,6 +20,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -38,11 +40,11 @@ WORKLOADS = {
 }
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of ``pid`` so far, in seconds."""
+def cpu_times(pid: int) -> tuple[float, float]:
+    """User and system CPU of ``pid`` so far, in seconds."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks
+    return int(fields[11]) / ticks, int(fields[12]) / ticks
 
 
 def top(raw: Path, n: int) -> str:
@@ -71,6 +73,25 @@ def top(raw: Path, n: int) -> str:
     return "".join(out)
 
 
+def per_operation(table: str, ops: float, n: int) -> str:
+    """strace -c's table as calls per operation, the most frequent first."""
+    rows = []
+    for line in table.splitlines():
+        fields = line.split()
+        # % time, seconds, usecs/call, calls, [errors], syscall
+        if len(fields) >= 5 and fields[3].isdigit() and not fields[-1].startswith("-"):
+            errors = int(fields[4]) if len(fields) == 6 else 0
+            rows.append((int(fields[3]), errors, fields[-1]))
+    rows = [r for r in rows if r[2] != "total"]
+    rows.sort(reverse=True)
+    total = sum(r[0] for r in rows)
+    out = [f"{total / max(1.0, ops):.2f} system calls per operation\n"]
+    for calls, errors, name in rows[:n]:
+        failed = f" ({errors / max(1.0, ops):.2f} failed)" if errors else ""
+        out.append(f"  {calls / max(1.0, ops):6.2f}  {name}{failed}\n")
+    return "".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("workload", choices=sorted(WORKLOADS))
@@ -80,10 +101,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--haproxy", action="store_true", help="measure HAProxy (nbthread 1) instead, no py-spy"
     )
+    ap.add_argument(
+        "--strace",
+        action="store_true",
+        help="count the balancer's system calls per operation instead (strace -c; no py-spy)",
+    )
     args = ap.parse_args(argv)
     kind, which, arg, key = WORKLOADS[args.workload]
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    if not args.no_spy and not Path(spy).exists():
+    if not (args.no_spy or args.strace or args.haproxy) and not Path(spy).exists():
         print("py-spy is not installed: .venv/bin/pip install py-spy (or use --no-spy)")
         return 2
     tmp = Path(tempfile.mkdtemp(prefix="profile_proxy_"))
@@ -105,6 +131,15 @@ def main(argv: list[str] | None = None) -> int:
         lb_pid = lb.pid
         wait_port(fe[which])
         sampler = None
+        tracer = None
+        if args.strace:
+            args.no_spy = True
+            tracer = children.popen(
+                ["strace", "-c", "-f", "-qq", "-o", str(raw), "-p", str(lb_pid)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            time.sleep(1.0)  # strace attaches
         if not args.no_spy:
             # attached once it listens: the profile holds the workload, not the start
             argv_spy = [spy, "record", "--pid", str(lb_pid), "--rate", "499", "--format",
@@ -112,22 +147,32 @@ def main(argv: list[str] | None = None) -> int:
                         "-o", str(raw)]  # fmt: skip
             sampler = children.popen(argv_spy, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(1.5)  # py-spy attaches; the balancer's last imports are done
-        before = cpu_seconds(lb_pid)
+        before = cpu_times(lb_pid)
         out = subprocess.run(
             [*CLIENT, kind, str(fe[which]), str(arg), str(args.seconds)],
             capture_output=True,
             timeout=args.seconds + 60,
             check=True,
         )
-        spent = cpu_seconds(lb_pid) - before
+        after = cpu_times(lb_pid)
+        user, system = after[0] - before[0], after[1] - before[1]
+        spent = user + system
         result = json.loads(out.stdout.decode().strip().splitlines()[-1])
         ops = result[key] * args.seconds
         print(f"{args.workload}: {result[key]:,.1f} {key}; {kind_name} CPU {spent:.2f} s")
         if key in ("cps", "rps"):
-            print(f"  {1e6 * spent / max(1.0, ops):.1f} us of {kind_name} CPU per operation")
+            per = 1e6 / max(1.0, ops)
+            print(
+                f"  {per * spent:.1f} us of {kind_name} CPU per operation "
+                f"({per * user:.1f} user, {per * system:.1f} system)"
+            )
         if sampler is not None:
             sampler.wait(60)
             print(top(raw, args.top))
+        if tracer is not None:
+            tracer.send_signal(signal.SIGINT)
+            tracer.wait(60)
+            print(per_operation(raw.read_text(), ops, args.top))
     finally:
         children.stop()
         if os.environ.get("PROFILE_KEEP"):

@@ -47,6 +47,8 @@ _log = Logger()
 _EPOLLIN = select.EPOLLIN
 _EPOLLRDHUP = select.EPOLLRDHUP
 _EPOLLOUT = select.EPOLLOUT
+_EPOLLERRHUP = select.EPOLLERR | select.EPOLLHUP
+_STREAM_NB = socket.SOCK_STREAM | socket.SOCK_NONBLOCK
 
 #: Algorithms whose choice depends on the client (HAProxy's BE_LB_KIND_HI): no
 #: immediate redispatch for them.
@@ -126,10 +128,10 @@ class _Connect:
         self.loop = dialer.loop
         self.done: Callable[[socket.socket | None, ConnectError | None], None] | None = done
         self.timer: Any = None
-        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        # non-blocking from the start (no FIONBIO call)
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, _STREAM_NB)
         self.sock = sock
         self.fd = sock.fileno()
-        sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if dialer.keepalive:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
@@ -146,13 +148,14 @@ class _Connect:
             self.timer = dialer.clock.callLater(timeout, self._timed_out)
 
     def _ready(self, events: int) -> None:
-        # Established only when writable with no pending error: EPOLLERR or EPOLLHUP
-        # without EPOLLOUT is a failed connect even if SO_ERROR was already read.
-        try:
-            err = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        except OSError as e:
-            err = e.errno or errno.EBADF
-        if err or not events & _EPOLLOUT:
+        # Established when writable with no error or hang-up (then no SO_ERROR call, as
+        # HAProxy); EPOLLERR or EPOLLHUP, even with EPOLLOUT, is a failed connect, and
+        # SO_ERROR names why.
+        if events & _EPOLLERRHUP or not events & _EPOLLOUT:
+            try:
+                err = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            except OSError as e:
+                err = e.errno or errno.EBADF
             self._fail(errno.errorcode.get(err, str(err)) if err else "connection failed")
             return
         self._stop_timer()

@@ -65,6 +65,9 @@ class Listener:
         #: The configured (listen host, port) this socket serves; a reload keeps the
         #: socket of every address that is still configured, whichever frontend owns it.
         self.key: tuple[str, int] = self.local
+        #: bound to one address: every accepted socket's own address is ours, no
+        #: ``getsockname`` per connection (a wildcard bind asks each socket)
+        self.fixed_local = self.local[0] not in ("0.0.0.0", "::")
         self.reading = False
         self.backing_off = False
         self.keepalive = False
@@ -149,7 +152,7 @@ class Listener:
                 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 if self.keepalive:
                     conn.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-                local = conn.getsockname()[:2]
+                local = self.local if self.fixed_local else conn.getsockname()[:2]
             except OSError:
                 conn.close()  # reset before we got to it
                 continue

@@ -542,13 +542,19 @@ class PumpLoop:
                     side.owner._half_closed()  # the -fin timeouts apply from now
                 return
             side.last = peer.last = now
-            if side.reads < QUICKACK_READS:
+            reads = side.reads
+            if reads < QUICKACK_READS:
                 # Acknowledge at once while the session opens: SASL and TLS clients write
                 # their first messages in small pieces with Nagle on, and a delayed ACK here
                 # would hold each piece ~40 ms (measured: Kerberos over TLS 46 ms -> 3.6 ms).
-                side.reads += 1
-                with contextlib.suppress(OSError):
-                    sock.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
+                # Not on a plain leg's first read: Linux acknowledges a connection's first
+                # data at once by itself (quick-ack mode until it has sent data back).
+                side.reads = reads + 1
+                if reads or side.tls:
+                    try:  # noqa: SIM105 (hot path: a try costs less than suppress())
+                        sock.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
+                    except OSError:
+                        pass
             try:
                 sent = psock.send(data)
             except OSError as e:

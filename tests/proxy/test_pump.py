@@ -183,8 +183,9 @@ class _RecordingSocket(socket.socket):
 
 
 def test_session_start_acknowledges_at_once_then_leaves_acks_to_the_kernel() -> None:
-    """The first QUICKACK_READS reads of a leg set TCP_QUICKACK (no 40 ms delayed-ACK stall
-    while SASL/TLS clients write small pieces with Nagle on); later reads do not."""
+    """Reads 2 to QUICKACK_READS of a leg set TCP_QUICKACK (no 40 ms delayed-ACK stall
+    while SASL/TLS clients write small pieces with Nagle on); the first does not (the
+    kernel acknowledges a connection's first data at once by itself), later ones do not."""
     from proxy.pump import _TCP_QUICKACK, QUICKACK_READS
 
     reactor = MemoryReactorClock()
@@ -200,7 +201,7 @@ def test_session_start_acknowledges_at_once_then_leaves_acks_to_the_kernel() -> 
         cli.sendall(b"m%d" % i)
         for _ in range(5):
             loop.doRead()
-    assert leg.options.count(_TCP_QUICKACK) == QUICKACK_READS
+    assert leg.options.count(_TCP_QUICKACK) == QUICKACK_READS - 1
     for s in (cli, srv):
         s.close()
     loop.close()
