@@ -230,6 +230,35 @@ Logline = Callable[[str], None]
 class ClientSession:
     """One client connection from accept to close."""
 
+    __slots__ = (
+        "attempts",
+        "backend",
+        "client_timeouts",
+        "clock",
+        "conn",
+        "connecting",
+        "counters",
+        "done",
+        "dontlognull",
+        "finished",
+        "frontend_name",
+        "log",
+        "loop",
+        "pending",
+        "phase",
+        "previous",
+        "rec",
+        "retries",
+        "server",
+        "session",
+        "sock",
+        "start_pump",
+        "t0",
+        "t_assigned",
+        "turnaround",
+        "watching",
+    )
+
     def __init__(
         self,
         *,

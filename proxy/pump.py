@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import select
 import socket
 from collections.abc import Callable
@@ -97,19 +98,17 @@ class PumpTimeouts:
     client_fin: float | None = None
     server_fin: float | None = None
 
-    @classmethod
+    @staticmethod
     def from_ms(
-        cls,
         client: int | None,
         server: int | None,
         tunnel: int | None = None,
         client_fin: int | None = None,
         server_fin: int | None = None,
     ) -> PumpTimeouts:
-        def s(ms: int | None) -> float | None:
-            return ms / 1000.0 if ms else None
-
-        return cls(s(client), s(server), s(tunnel), s(client_fin), s(server_fin))
+        """From the model's milliseconds; the same five give the same (frozen) object,
+        made once, not once per session."""
+        return _timeouts_from_ms(client, server, tunnel, client_fin, server_fin)
 
     def client_side(self, half_closed: bool) -> float | None:
         if half_closed and self.client_fin is not None:
@@ -120,6 +119,20 @@ class PumpTimeouts:
         if half_closed and self.server_fin is not None:
             return self.server_fin
         return self.tunnel if self.tunnel is not None else self.server
+
+
+@functools.lru_cache(maxsize=256)
+def _timeouts_from_ms(
+    client: int | None,
+    server: int | None,
+    tunnel: int | None,
+    client_fin: int | None,
+    server_fin: int | None,
+) -> PumpTimeouts:
+    def s(ms: int | None) -> float | None:
+        return ms / 1000.0 if ms else None
+
+    return PumpTimeouts(s(client), s(server), s(tunnel), s(client_fin), s(server_fin))
 
 
 class _Side:
@@ -208,8 +221,8 @@ class Session:
 
     def _arm(self) -> None:
         dc, ds = self._deadlines()
-        when = min(d for d in (dc, ds, float("inf")) if d is not None)
-        if when == float("inf"):
+        when = dc if ds is None or (dc is not None and dc <= ds) else ds
+        if when is None:
             self._timer = None
             return
         clock = self.loop.clock

@@ -61,7 +61,7 @@ LEVELS = {
 }
 
 
-@dataclass
+@dataclass(slots=True)
 class SessionRecord:
     """What one tcplog line says about one connection (times in ms, -1 = not reached)."""
 
