@@ -9,6 +9,10 @@ keeps Impala's default ports, as on a real cluster. Sample data is generated
 locally. ``status``, ``stop``, ``kill <daemon>`` and ``start <daemon>`` act on
 the processes recorded in the run directory, by PID.
 
+With ``--lb-pair`` the cluster runs in network namespaces behind two balancers, each
+with a keepalived, and one virtual IP (:mod:`proxy.appliance.cluster_pair`); the
+processes themselves are :mod:`proxy.appliance.daemon`'s.
+
 The run directory (default ``./run``) holds everything: ``state.json`` (the
 daemons, their command lines and PIDs), ``logs/``, the shared ``warehouse/``,
 the rendered ``haproxy.cfg`` and the balancer's admin socket.
@@ -17,14 +21,12 @@ the rendered ``haproxy.cfg`` and the balancer's admin socket.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import json
 import os
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import time
 import urllib.error
@@ -33,38 +35,23 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from proxy.appliance import cluster_pair, netns
+from proxy.appliance.daemon import (
+    Daemon,
+    alive,
+    http_json,
+    spawn,
+    stop_pid,
+    wait_healthy,
+    wait_listening,
+)
+
 STATE = "state.json"
 LB_NAME = "impala-lb"
+HAPROXY_NAME = "haproxy"
 AGENT_NAME = "impala-agent"
 #: the Impala agent's agent-check port, on the balancer's address
 AGENT_PORT = 25999
-
-
-@dataclasses.dataclass
-class Daemon:
-    """One process of the cluster: how to start it and where it answers."""
-
-    name: str
-    kind: str  # impalad | statestored | catalogd | impala-lb
-    host: str
-    argv: list[str]
-    web_port: int | None
-    role_metric: str | None = None
-    pid: int | None = None
-    #: the name the balancer knows it by ("" = its own name); an impalad added to a
-    #: running cluster is named by its host, as the Impala controller names it
-    server: str = ""
-    #: an Impala daemon's own flags, written to ``<name>.flags`` beside the cluster's
-    #: ``common.flags``; its argv reads both (:func:`write_flagfiles`)
-    flags: list[str] = dataclasses.field(default_factory=list)
-
-    @property
-    def server_name(self) -> str:
-        return self.server or self.name
-
-    @property
-    def health_url(self) -> str | None:
-        return f"http://{self.host}:{self.web_port}/healthz" if self.web_port else None
 
 
 def bindir() -> Path:
@@ -123,7 +110,7 @@ def plan(
         daemons.append(impalad(i + 1, net, run, bins, flag_dir))
     cfg = str(run / "haproxy.cfg")
     agent = f"{bind}:{AGENT_PORT}"
-    if balancer == "haproxy":
+    if balancer == HAPROXY_NAME:
         daemons.append(
             Daemon(
                 AGENT_NAME,
@@ -221,6 +208,8 @@ def write_flagfiles(run: Path, daemons: Iterable[Daemon], net: str) -> None:
 
 
 def description(daemons: Iterable[Daemon], *, port: int, bind: str, run: Path) -> dict[str, Any]:
+    # (--lb-pair adds [lb_pair] and moves the agent to each balancer's loopback:
+    # cluster_pair.write_configs)
     """The cluster description (see docs/cluster-toml.md) the balancer config is rendered from."""
     ds = list(daemons)
     desc: dict[str, Any] = {
@@ -265,86 +254,19 @@ def render_config(desc: dict[str, Any]) -> str:
 # --- processes -------------------------------------------------------------------------
 
 
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child of ours is dead for our purposes.
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ")[1][0] != "Z"
-    except OSError:
-        return False
-
-
-def spawn(d: Daemon, run: Path) -> None:
-    logs = run / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    with open(logs / f"{d.name}.out", "ab") as out:
-        proc = subprocess.Popen(
-            d.argv,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=run,
-            start_new_session=True,
-        )
-    d.pid = proc.pid
-
-
-def wait_healthy(d: Daemon, deadline: float) -> bool:
-    url = d.health_url
-    while time.monotonic() < deadline:
-        if not _alive(d.pid):
-            return False
-        if url is None:
-            return True
-        try:
-            with urllib.request.urlopen(url, timeout=1) as r:
-                if r.status == 200:
-                    return True
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.1)
-    return False
-
-
-def wait_listening(d: Daemon, host: str, port: int, deadline: float) -> bool:
-    while time.monotonic() < deadline and _alive(d.pid):
-        try:
-            with socket.create_connection((host, port), timeout=0.5):
-                return True
-        except OSError:
-            time.sleep(0.05)
-    return False
-
-
-def stop_pid(pid: int | None, timeout: float = 15.0) -> None:
-    if not _alive(pid):
-        return
-    assert pid is not None
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and _alive(pid):
-        time.sleep(0.05)
-    if _alive(pid):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)
-
-
 # --- state -----------------------------------------------------------------------------
 
 
-def save(run: Path, daemons: Sequence[Daemon], port: int) -> None:
-    data = {"port": port, "daemons": [dataclasses.asdict(d) for d in daemons]}
+def save(
+    run: Path, daemons: Sequence[Daemon], port: int, pair: dict[str, Any] | None = None
+) -> None:
+    """The state; ``pair`` (``--lb-pair``: namespaces, VIP) is kept from the last save
+    when not given."""
+    if pair is None:
+        pair = load_pair(run)
+    data: dict[str, Any] = {"port": port, "daemons": [dataclasses.asdict(d) for d in daemons]}
+    if pair:
+        data["pair"] = pair
     tmp = run / (STATE + ".tmp")
     tmp.write_text(json.dumps(data, indent=2))
     tmp.replace(run / STATE)
@@ -356,6 +278,15 @@ def load(run: Path) -> tuple[list[Daemon], int]:
     except FileNotFoundError:
         raise SystemExit(f"no cluster in {run} (run 'impala-lb cluster up' first)") from None
     return [Daemon(**d) for d in data["daemons"]], int(data["port"])
+
+
+def load_pair(run: Path) -> dict[str, Any] | None:
+    """``--lb-pair``'s record (cluster_pair.record), None for a cluster without one."""
+    try:
+        pair = json.loads((run / STATE).read_text()).get("pair")
+    except (FileNotFoundError, ValueError):
+        return None
+    return pair if isinstance(pair, dict) else None
 
 
 # --- sample data -----------------------------------------------------------------------
@@ -465,8 +396,7 @@ def role(d: Daemon) -> str:
         return "-"
     try:
         url = f"http://{d.host}:{d.web_port}/jsonmetrics?json"
-        with urllib.request.urlopen(url, timeout=1) as r:
-            metrics = json.loads(r.read())
+        metrics = netns.call(d.netns, lambda: http_json(url))
     except (urllib.error.URLError, OSError, ValueError):
         return "?"
     value = _find(metrics, d.role_metric)
@@ -491,9 +421,11 @@ def _find(obj: Any, key: str) -> Any:
     return None
 
 
-def _stop_all(daemons: Sequence[Daemon]) -> None:
+def _stop_all(daemons: Sequence[Daemon], pair: dict[str, Any] | None = None) -> None:
+    """Stop every daemon, the last started first; then remove ``pair``'s namespaces."""
     for d in reversed(daemons):
         stop_pid(d.pid)
+    cluster_pair.teardown(pair)
 
 
 def _command(name: str) -> str:
@@ -507,13 +439,20 @@ def cmd_up(args: argparse.Namespace) -> int:
     run: Path = args.dir.resolve()
     if (run / STATE).exists():
         daemons, _ = load(run)
-        if any(_alive(d.pid) for d in daemons):
+        if any(alive(d.pid) for d in daemons):
             print(f"a cluster is already running from {run}; 'impala-lb cluster stop' first")
             return 1
     run.mkdir(parents=True, exist_ok=True)
-    if args.balancer == "haproxy" and not Path(HAPROXY).exists():
+    if args.balancer == HAPROXY_NAME and not Path(HAPROXY).exists():
         print(f"--balancer haproxy needs Debian's HAProxy ({HAPROXY}): apt-get install haproxy")
         return 1
+    pair: dict[str, Any] | None = None
+    if args.lb_pair:
+        why = "it pairs impala-lb only" if args.balancer != LB_NAME else cluster_pair.unavailable()
+        if why:
+            print(f"cannot start the cluster with --lb-pair: {why}")
+            return 1
+        args.net, args.bind = args.pair_net, "0.0.0.0"
     daemons = plan(
         run,
         impalads=args.impalads,
@@ -526,24 +465,40 @@ def cmd_up(args: argparse.Namespace) -> int:
         if d.kind == "impalad":
             d.flags += args.impalad_flag
     write_flagfiles(run, daemons, args.net)
-    (run / "haproxy.cfg").write_text(
-        render_config(description(daemons, port=args.port, bind=args.bind, run=run))
-    )
+    desc = description(daemons, port=args.port, bind=args.bind, run=run)
+    if args.lb_pair:
+        daemons = cluster_pair.arrange(daemons, run, args.net)
+        try:
+            cluster_pair.write_configs(run, desc, args.net)
+            pair = cluster_pair.record(cluster_pair.build_network(args.net), args.net)
+        except (cluster_pair.PairSetupError, OSError, RuntimeError) as e:
+            print(f"cannot start the cluster with --lb-pair: {e}")
+            return 1
+    else:
+        (run / "haproxy.cfg").write_text(render_config(desc))
     impalads = [d for d in daemons if d.kind == "impalad"]
     metastore = run / "warehouse" / ".catalogd" / "metastore.duckdb"
     if not metastore.exists():
         print("generating sample data (sample.customers, sample.orders) ...", flush=True)
         load_sample_data(run, metastore)
     deadline = time.monotonic() + args.timeout
-    for kind in ("statestored", "catalogd", "impalad", "agent", "impala-lb"):
+    for kind in ("statestored", "catalogd", "impalad", "agent", "impala-lb", "keepalived"):
         group = [d for d in daemons if d.kind == kind]
+        if kind == "keepalived" and pair:
+            # one after the other, the first (the higher priority) holding the address
+            # before the second starts: both start BACKUP with nopreempt, and the first
+            # to reach its master-down time wins, whatever the priorities
+            if not _start_keepalived(run, group, daemons, args.port, pair, deadline):
+                _stop_all(daemons, pair)
+                return 1
+            continue
         for d in group:
             spawn(d, run)
-        save(run, daemons, args.port)
+        save(run, daemons, args.port, pair)
         for d in group:
             if d.kind == "impala-lb":
-                ok = wait_listening(d, args.bind, args.port, deadline) and (
-                    d.name != LB_NAME or wait_listening(d, args.bind, AGENT_PORT, deadline)
+                ok = wait_listening(d, d.host, args.port, deadline) and (
+                    d.name == HAPROXY_NAME or wait_listening(d, agent_host(d), AGENT_PORT, deadline)
                 )
             elif d.kind == "agent":
                 ok = wait_listening(d, args.bind, AGENT_PORT, deadline)
@@ -551,18 +506,21 @@ def cmd_up(args: argparse.Namespace) -> int:
                 ok = wait_healthy(d, deadline)
             if not ok:
                 print(f"{d.name} did not come up; see {run / 'logs' / (d.name + '.out')}")
-                _stop_all(daemons)
+                _stop_all(daemons, pair)
                 return 1
     for kind in ("statestored", "catalogd"):
-        pair = [d for d in daemons if d.kind == kind]
-        while pair and not any(role(d) == "active" for d in pair):
+        members = [d for d in daemons if d.kind == kind]
+        while members and not any(role(d) == "active" for d in members):
             if time.monotonic() > deadline:
                 print(f"no {kind} became active; see {run / 'logs'}")
-                _stop_all(daemons)
+                _stop_all(daemons, pair)
                 return 1
             time.sleep(0.1)
     host = "localhost" if args.bind in ("127.0.0.1", "0.0.0.0", "*") else args.bind
     shell, lb = _command("impala-shell"), _command("impala-lb")
+    if pair:
+        host = pair["vip"]
+        shell = f"ip netns exec {pair['client_netns']} {shell}"
     print(
         f"""
 impala-lb: a local Impala cluster is up ({run})
@@ -582,7 +540,36 @@ impala-lb: a local Impala cluster is up ({run})
 """,
         flush=True,
     )
+    if pair:
+        print(
+            f"  {cluster_pair.holder_line(pair)}\n  impala-lb-1 and impala-lb-2 each run "
+            f"with a keepalived, in {', '.join(pair['balancers'].values())}: "
+            f"'{lb} cluster --dir {run} kill impala-lb-1' moves the address\n",
+            flush=True,
+        )
     return 0
+
+
+def _start_keepalived(
+    run: Path,
+    group: Sequence[Daemon],
+    daemons: Sequence[Daemon],
+    port: int,
+    pair: dict[str, Any],
+    deadline: float,
+) -> bool:
+    first = cluster_pair.BALANCERS[0][0]
+    for i, d in enumerate(group):
+        spawn(d, run)
+        save(run, daemons, port, pair)
+        if i:
+            continue
+        while cluster_pair.holders(pair) != [first]:
+            if time.monotonic() > deadline or not alive(d.pid):
+                print(f"{first} did not take the virtual IP; see {run / 'logs'}")
+                return False
+            time.sleep(0.1)
+    return True
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -591,7 +578,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     view = lb_view(run)
     print(f"{'daemon':<15} {'pid':>8}  {'process':<8} {'role':<8} {'balancer sees':<14} address")
     for d in daemons:
-        alive = _alive(d.pid)
+        running = alive(d.pid)
         seen = view.get(d.server_name, "-") if d.kind == "impalad" else "-"
         if d.kind == "impala-lb":
             where = f"{d.host}:{port}"
@@ -599,13 +586,18 @@ def cmd_status(args: argparse.Namespace) -> int:
                 where += f", agent-check on :{AGENT_PORT}"
         elif d.kind == "agent":
             where = f"{d.host}:{AGENT_PORT} (agent-check)"
+        elif d.kind == "keepalived":
+            where = f"{d.host} (VRRP)"
         else:
             where = f"{d.host} (web {d.web_port})"
         why = _agent_reason(run, d.server_name, daemons) if d.kind == "impalad" else ""
         print(
-            f"{d.name:<15} {d.pid or '-':>8}  {'running' if alive else 'stopped':<8} "
-            f"{role(d) if alive else '-':<8} {seen:<14} {where}" + (f"  ({why})" if why else "")
+            f"{d.name:<15} {d.pid or '-':>8}  {'running' if running else 'stopped':<8} "
+            f"{role(d) if running else '-':<8} {seen:<14} {where}" + (f"  ({why})" if why else "")
         )
+    pair = load_pair(run)
+    if pair:
+        print(cluster_pair.holder_line(pair))
     return 0
 
 
@@ -621,11 +613,12 @@ def _agent_reason(run: Path, name: str, daemons: Sequence[Daemon]) -> str:
 def cmd_stop(args: argparse.Namespace) -> int:
     run: Path = args.dir.resolve()
     daemons, port = load(run)
-    _stop_all(daemons)
+    pair = load_pair(run)
+    _stop_all(daemons, pair)
     for d in daemons:
         d.pid = None
     save(run, daemons, port)
-    print(f"stopped the cluster in {run}")
+    print(f"stopped the cluster in {run}" + (" and removed its namespaces" if pair else ""))
     return 0
 
 
@@ -641,11 +634,14 @@ def cmd_kill(args: argparse.Namespace) -> int:
     run: Path = args.dir.resolve()
     daemons, _ = load(run)
     d = _find_daemon(daemons, args.daemon)
-    if not _alive(d.pid):
+    if not alive(d.pid):
         print(f"{d.name} is not running")
         return 1
     assert d.pid is not None
-    os.kill(d.pid, signal.SIGKILL)
+    if d.kind == "keepalived":
+        os.killpg(d.pid, signal.SIGKILL)  # its VRRP child too: the whole keepalived dies
+    else:
+        os.kill(d.pid, signal.SIGKILL)
     print(f"killed {d.name} (pid {d.pid})")
     return 0
 
@@ -659,12 +655,31 @@ def agent_command(
         daemons, _ = load(run)
     # the controller runs in impala-lb, or beside HAProxy as its own daemon; both listen
     # on the balancer's address
-    agent = next((d for d in daemons if d.kind in ("agent", "impala-lb")), None)
+    agent = next(iter(agents(daemons)), None)
     if agent is None:
         raise OSError("this cluster runs no Impala agent")
-    with socket.create_connection((agent.host, AGENT_PORT), timeout=timeout) as s:
-        s.sendall(line.encode() + b"\n")
-        return s.recv(4096).decode(errors="replace").strip()
+
+    def ask() -> str:
+        with socket.create_connection((agent_host(agent), AGENT_PORT), timeout=timeout) as s:
+            s.sendall(line.encode() + b"\n")
+            return s.recv(4096).decode(errors="replace").strip()
+
+    return netns.call(agent.netns, ask)
+
+
+def agents(daemons: Sequence[Daemon]) -> list[Daemon]:
+    """The daemons that run an Impala controller (two in a pair: one per balancer)."""
+    return [
+        d
+        for d in daemons
+        if d.kind == "agent" or (d.kind == "impala-lb" and d.name != HAPROXY_NAME)
+    ]
+
+
+def agent_host(d: Daemon) -> str:
+    """Where the Impala agent of balancer ``d`` listens: its address, or its own loopback
+    in a pair (each balancer's controller is its own)."""
+    return "127.0.0.1" if d.netns else d.host
 
 
 def balancer_states(run: Path, server: str, sock: Path | None = None) -> set[str]:
@@ -688,6 +703,10 @@ def restart_coordinator(
     views of a server's states (the local one is always watched)."""
     deadline = time.monotonic() + timeout
     watch = [lambda s: balancer_states(run, s), *views]
+    pair = load_pair(run)
+    if pair:  # the other balancer's view too; each controller is told to drain
+        other = cluster_pair.socket_path(run, 1)
+        watch.append(lambda s: balancer_states(run, s, other))
 
     def until(what: str, ok: Callable[[], bool]) -> bool:
         while not ok():
@@ -700,16 +719,17 @@ def restart_coordinator(
     daemons, port = load(run)
     d = _find_daemon(daemons, name)
     server = d.server_name
-    if agent_command(run, f"drain {server}") != "ok":
-        say(f"the agent does not know {name}")
-        return False
+    for agent in agents(daemons):
+        if agent_command(run, f"drain {server}", daemons=[agent]) != "ok":
+            say(f"the agent of {agent.name} does not know {name}")
+            return False
     if not until("the drain", lambda: all(v(server) == {"DRAIN (agent)"} for v in watch)):
         return False
     say(f"{name}: drained; shutting down gracefully")
-    if d.pid is not None and _alive(d.pid):
+    if d.pid is not None and alive(d.pid):
         os.kill(d.pid, signal.SIGRTMIN)
     pid = d.pid
-    if not until("the exit", lambda: not _alive(pid)):
+    if not until("the exit", lambda: not alive(pid)):
         return False
     spawn(d, run)
     save(run, daemons, port)
@@ -773,8 +793,11 @@ def cmd_start(args: argparse.Namespace) -> int:
     run: Path = args.dir.resolve()
     daemons, port = load(run)
     d = _find_daemon(daemons, args.daemon)
-    if _alive(d.pid):
+    if alive(d.pid):
         print(f"{d.name} is already running (pid {d.pid})")
+        return 1
+    if d.netns and not netns.exists(d.netns):
+        print(f"{d.name}'s namespace {d.netns} is gone ('cluster stop' removed it): up again")
         return 1
     spawn(d, run)
     save(run, daemons, port)
@@ -807,10 +830,21 @@ def main(argv: list[str]) -> int:
     )
     up.add_argument(
         "--balancer",
-        choices=[LB_NAME, "haproxy"],
+        choices=[LB_NAME, HAPROXY_NAME],
         default=LB_NAME,
         help="impala-lb (the Impala controller in-process), or Debian's HAProxy on the same "
         "rendered config with the controller beside it (impala-lb agent)",
+    )
+    up.add_argument(
+        "--lb-pair",
+        action="store_true",
+        help="two balancers behind one virtual IP, each with keepalived, the cluster in "
+        "network namespaces (root; see proxy/appliance/cluster_pair.py)",
+    )
+    up.add_argument(
+        "--pair-net",
+        default=netns.SUBNET,
+        help="with --lb-pair: the /24 used inside the namespaces (default %(default)s)",
     )
     up.set_defaults(func=cmd_up)
     add = sub.add_parser("add", help="start one more impalad that joins the running cluster")

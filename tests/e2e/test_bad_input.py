@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from proxy.appliance import cluster
+from proxy.appliance import cluster, daemon
 from tests.support.cluster import cluster_up, shell
 
 NET = "127.0.11"
@@ -170,7 +170,7 @@ def test_garbage_on_every_port_closes_only_that_connection(run: Path) -> None:
                 stuck.append("impala-lb admin.sock 1 MiB line")
     assert stuck == [], "left open:\n" + "\n".join(stuck)
     for pid, d in pids.items():
-        assert cluster._alive(pid), f"{d.name} died"
+        assert daemon.alive(pid), f"{d.name} died"
         if d.health_url:
             with urllib.request.urlopen(d.health_url, timeout=5) as r:
                 assert r.status == 200, d.name

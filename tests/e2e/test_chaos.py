@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 from impala.dbapi import connect
 
-from proxy.appliance import cluster
+from proxy.appliance import cluster, daemon
 from tests.support.balancer import stat_rows
 from tests.support.cluster import cli, cluster_up, shell
 from tests.support.procs import wait_for
@@ -216,7 +216,7 @@ def test_chaos_soak_loses_nothing(run: Path) -> None:
         # graceful shutdown: quiesces, then exits after its grace period
         leaving = pid("impalad-3")
         fault("SIGRTMIN impalad-3", "impalad-3", lambda: os.kill(leaving, signal.SIGRTMIN))
-        wait_for("impalad-3 exited", lambda: not cluster._alive(leaving), 60)
+        wait_for("impalad-3 exited", lambda: not daemon.alive(leaving), 60)
         assert cli(run, "start", "impalad-3")[0] == 0
         back_up("impalad-3")
         reload()

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from haconfig.pair import LbPair, PairBalancer, render_keepalived
-from tests.support import netns
+from proxy.appliance import netns
 from tests.support.procs import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]

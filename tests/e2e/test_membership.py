@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from proxy.appliance import cluster
+from proxy.appliance import cluster, daemon
 from tests.support.balancer import stat_rows
 from tests.support.cluster import SHELL, cli
 from tests.support.procs import wait_for
@@ -39,7 +39,7 @@ def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     finally:
         cli(d, "stop")
         daemons, _ = cluster.load(d)
-        assert not any(cluster._alive(x.pid) for x in daemons)
+        assert not any(daemon.alive(x.pid) for x in daemons)
 
 
 def _rows(run: Path) -> dict[tuple[str, str], dict[str, str]]:

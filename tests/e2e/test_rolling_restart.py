@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from impala.dbapi import connect
 
-from proxy.appliance import cluster
+from proxy.appliance import cluster, daemon
 from tests.support.cluster import cli, cluster_up
 from tests.support.procs import wait_for
 
@@ -165,6 +165,6 @@ def test_unplanned_shutdown_is_drained_within_a_poll(run: Path) -> None:
     line = next(ln for ln in out.splitlines() if ln.startswith("impalad-2 "))
     assert "DRAIN (agent)" in line and "(quiescing: shutdown grace period left: " in line, out
     pid = d.pid
-    wait_for("exit", lambda: not cluster._alive(pid), 60)
+    wait_for("exit", lambda: not daemon.alive(pid), 60)
     assert cli(run, "start", "impalad-2")[0] == 0
     wait_for("UP", lambda: cluster.balancer_states(run, "impalad-2") == {"UP"}, 30)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from proxy.appliance import cluster
+from proxy.appliance import cluster, daemon
 
 ROOT = Path(__file__).resolve().parents[2]
 SHELL = str(Path(sys.executable).parent / "impala-shell")
@@ -66,7 +66,7 @@ def cluster_up(
     finally:
         cli(d, "stop")
         daemons, _ = cluster.load(d)
-        assert not any(cluster._alive(x.pid) for x in daemons)
+        assert not any(daemon.alive(x.pid) for x in daemons)
 
 
 def shell(bind: str, port: int, query: str) -> str:
