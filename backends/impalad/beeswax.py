@@ -33,7 +33,8 @@ from backends.impalad.gen.ImpalaService import ImpalaService
 from backends.impalad.gen.ImpalaService import ttypes as imp
 from backends.impalad.gen.Status import ttypes as st
 from backends.impalad.gen.TCLIService import ttypes as t
-from backends.impalad.server import MAX_FETCH_ROWS, HandleError, ImpalaServer, Operation
+from backends.impalad.server import MAX_FETCH_ROWS, ImpalaServer
+from backends.impalad.state import HandleError, Operation
 
 _OK = (t.TStatusCode.SUCCESS_STATUS, t.TStatusCode.SUCCESS_WITH_INFO_STATUS)
 _STATES = {

@@ -52,8 +52,9 @@ from backends.impalad.membership import (
     Membership,
     new_backend_id,
 )
-from backends.impalad.server import SERVER_VERSION, ImpalaServer, ServerIdentity
+from backends.impalad.server import SERVER_VERSION, ImpalaServer
 from backends.impalad.shutdown import ShutdownController
+from backends.impalad.state import ServerIdentity
 
 log = Logger()
 

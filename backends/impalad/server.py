@@ -2,39 +2,53 @@
 
 :class:`ImpalaServer` owns the session and operation tables and runs every
 engine call through ``run_blocking`` (the daemon's thread pool), never on the
-reactor. :class:`ConnectionHandler` is the Thrift ``Iface`` for one client
-connection (or one HTTP request): it knows who authenticated and turns each
-RPC into a coroutine on the server.
+reactor. The records it keeps are :mod:`backends.impalad.state`'s; the Thrift ``Iface`` of one
+client connection is :mod:`backends.impalad.handler`'s; what a profile and an exec
+summary say is :mod:`backends.impalad.profile`'s.
 """
 
 from __future__ import annotations
 
 import collections
-import dataclasses
 import os
 import re
-import struct
 import time
-from collections.abc import Callable, Coroutine, Mapping
-from typing import Any, TypeVar
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from twisted.internet import defer
 from twisted.logger import Logger
-from zope.interface import implementer  # type: ignore[import-untyped]
 
-from backends.impalad import expiry, metadata, results
+from backends.impalad import expiry, profile, results
 from backends.impalad.engine_api import (
     EngineLike,
     SessionFactory,
-    SessionLike,
     StatementLike,
     error_text,
 )
 from backends.impalad.gen.ExecStats import ttypes as es
-from backends.impalad.gen.ImpalaService import ImpalaHiveServer2Service
 from backends.impalad.gen.ImpalaService import ttypes as imp
 from backends.impalad.gen.TCLIService import ttypes as t
 from backends.impalad.metadata import Col
+from backends.impalad.state import (
+    ExpiredError,
+    HandleError,
+    Operation,
+    SessionState,
+    StaticStatement,
+    _check_handle,
+    _in_use,
+    _new_id,
+    _safe_summary,
+    _seconds,
+    _status_error,
+    _status_ok,
+    print_id,
+)
+
+if TYPE_CHECKING:
+    from backends.impalad.state import ServerIdentity
+
 
 log = Logger()
 
@@ -48,178 +62,6 @@ STATUS_LONG_POLL_S = 0.1
 MAX_FETCH_ROWS = 1 << 20
 QUERY_LOG_SIZE = 100
 _SHUTDOWN_RE = re.compile(r"^\s*:\s*shutdown\s*\((.*)\)\s*;?\s*$", re.IGNORECASE | re.DOTALL)
-
-
-class ShutdownRequested(Exception):
-    """Raised internally when a statement asks the server to shut down."""
-
-
-def _status_ok() -> t.TStatus:
-    return t.TStatus(statusCode=t.TStatusCode.SUCCESS_STATUS)
-
-
-def _status_error(message: str, code: int = t.TStatusCode.ERROR_STATUS) -> t.TStatus:
-    if not message.endswith("\n"):
-        message += "\n"
-    return t.TStatus(statusCode=code, errorMessage=message, sqlState="HY000", errorCode=0)
-
-
-class HandleError(Exception):
-    """A handle that is malformed or names nothing; answered with INVALID_HANDLE_STATUS."""
-
-    status = t.TStatusCode.INVALID_HANDLE_STATUS
-
-
-class ExpiredError(HandleError):
-    """A call on an expired session or query (:mod:`expiry`): ERROR_STATUS, as Impala."""
-
-    status = t.TStatusCode.ERROR_STATUS
-
-
-def _new_id() -> tuple[bytes, str]:
-    """A fresh 16-byte guid and Impala's printed form ``hi:lo`` of it."""
-    hi, lo = struct.unpack("<QQ", os.urandom(16))
-    return struct.pack("<QQ", hi, lo), f"{hi:016x}:{lo:016x}"
-
-
-def print_id(guid: bytes) -> str:
-    """Impala's ``hi:lo`` form of a 16-byte handle guid."""
-    if len(guid) != 16:
-        return guid.hex()
-    hi, lo = struct.unpack("<QQ", guid)
-    return f"{hi:016x}:{lo:016x}"
-
-
-def _check_handle(handle: Any) -> tuple[bytes, bytes]:
-    ident = getattr(handle, "operationId", None) or getattr(handle, "sessionId", None)
-    guid = getattr(ident, "guid", None)
-    secret = getattr(ident, "secret", None)
-    if not isinstance(guid, bytes) or not isinstance(secret, bytes):
-        raise HandleError("Malformed THandleIdentifier")
-    if len(guid) != 16 or len(secret) != 16:
-        raise HandleError("Malformed THandleIdentifier")
-    return guid, secret
-
-
-@dataclasses.dataclass
-class SessionState:
-    guid: bytes
-    secret: bytes
-    id: str
-    engine_session: SessionLike
-    connected_user: str
-    client: str
-    session_type: str
-    start_time: float
-    last_access: float
-    operations: set[bytes] = dataclasses.field(default_factory=set)
-    closed: bool = False
-    #: seconds without a call until the session expires (0: never) and whether it has
-    idle_timeout: int = 0
-    expired: bool = False
-
-
-@dataclasses.dataclass
-class Operation:
-    """One statement or metadata request, from ExecuteStatement to Close."""
-
-    guid: bytes
-    id: str
-    session: SessionState
-    sql: str
-    start_time: float
-    state: int = t.TOperationState.PENDING_STATE
-    statement: StatementLike | None = None
-    schema: list[Any] | None = None
-    statement_type: str = ""
-    rows_modified: int | None = None
-    error: str | None = None
-    buffer: list[list[object]] | None = None
-    exhausted: bool = False
-    rows_fetched: int = 0
-    end_time: float | None = None
-    closed: bool = False
-    lock: defer.DeferredLock = dataclasses.field(default_factory=defer.DeferredLock)
-    summary_extra: dict[str, object] = dataclasses.field(default_factory=dict)
-    waiters: list[defer.Deferred[None]] = dataclasses.field(default_factory=list)
-    #: the client's last call on it (clock seconds), its idle timeout (0: never), whether
-    #: ExecuteStatement is still running it, and whether it expired (:mod:`expiry`)
-    last_access: float = 0.0
-    idle_timeout: int = 0
-    executing: bool = False
-    expired: bool = False
-    #: CPU time of the threads that ran its engine calls (planning, execution, fetches)
-    cpu_ns: int = 0
-
-    def timed(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        """``fn`` counting the CPU time of the thread it runs on into :attr:`cpu_ns`."""
-
-        def run(*args: Any) -> Any:
-            started = time.thread_time_ns()
-            try:
-                return fn(*args)
-            finally:
-                self.cpu_ns += time.thread_time_ns() - started
-
-        return run
-
-    def wake(self) -> None:
-        """Tell GetOperationStatus long-pollers that the state may have changed."""
-        waiters, self.waiters = self.waiters, []
-        for d in waiters:
-            if not d.called:
-                d.callback(None)
-
-    @property
-    def has_result_set(self) -> bool:
-        return self.schema is not None
-
-    @property
-    def buffered_rows(self) -> int:
-        return len(self.buffer[0]) if self.buffer else 0
-
-    def state_name(self) -> str:
-        return {
-            t.TOperationState.PENDING_STATE: "PENDING",
-            t.TOperationState.RUNNING_STATE: "RUNNING",
-            t.TOperationState.FINISHED_STATE: "FINISHED",
-            t.TOperationState.ERROR_STATE: "EXCEPTION",
-            t.TOperationState.CANCELED_STATE: "CANCELLED",
-            t.TOperationState.CLOSED_STATE: "CLOSED",
-        }.get(self.state, "UNKNOWN")
-
-
-@dataclasses.dataclass(frozen=True)
-class ServerIdentity:
-    """How this daemon names itself to clients and on its web pages."""
-
-    hostname: str
-    hs2_port: int
-    hs2_http_port: int
-    webserver_address: str  # "http://host:25000" or "" to hide
-    krpc_port: int = 27000
-
-
-class StaticStatement:
-    """A small result computed by the protocol layer (metadata calls, :shutdown())."""
-
-    def __init__(self, schema: list[Any], rows: list[list[object]], stype: str = "QUERY") -> None:
-        self.schema: list[Any] | None = schema
-        self.statement_type = stype
-        self.rows_modified: int | None = None
-        self.summary: dict[str, object] = {}
-        self._rows = rows
-
-    def fetch(self, max_rows: int) -> list[list[object]]:
-        take, self._rows = self._rows[:max_rows], self._rows[max_rows:]
-        assert self.schema is not None
-        return [[row[i] for row in take] for i in range(len(self.schema))]
-
-    def cancel(self) -> None:
-        self._rows = []
-
-    def close(self) -> None:
-        self._rows = []
 
 
 class ImpalaServer:
@@ -759,45 +601,7 @@ class ImpalaServer:
         )
 
     def profile_text(self, op: Operation) -> str:
-        fmt = "%Y-%m-%d %H:%M:%S"
-        end = time.strftime(fmt, time.localtime(op.end_time)) if op.end_time else ""
-        summary = dict(op.summary_extra)
-        if op.statement is not None and not op.closed:
-            summary.update(_safe_summary(op.statement))
-        plan = str(summary.get("plan", "")).rstrip()
-        lines = [
-            f"Query (id={op.id}):",
-            "  Summary:",
-            f"    Session ID: {op.session.id}",
-            f"    Session Type: {op.session.session_type}",
-            f"    Start Time: {time.strftime(fmt, time.localtime(op.start_time))}",
-            f"    End Time: {end}",
-            f"    Query Type: {op.statement_type or 'QUERY'}",
-            f"    Query State: {op.state_name()}",
-            f"    Impala Version: {self.version}",
-            f"    User: {op.session.engine_session.user}",
-            f"    Connected User: {op.session.connected_user}",
-            f"    Network Address: {op.session.client}",
-            f"    Default Db: {op.session.engine_session.database}",
-            f"    Sql Statement: {op.sql}",
-            f"    Coordinator: {self.identity.hostname}:{self.identity.krpc_port}",
-            f"    Rows Produced: {summary.get('rows_produced', op.rows_fetched)}",
-        ]
-        if op.error:
-            lines.append(f"    Query Status: {op.error.strip()}")
-        else:
-            lines.append("    Query Status: OK")
-        if plan:
-            lines.append("    Plan: ")
-            lines.append("----------------")
-            lines.extend(plan.splitlines())
-            lines.append("----------------")
-        lines.append(f"  Execution Profile {op.id}:(Total: {self._duration_text(op)})")
-        return "\n".join(lines) + "\n"
-
-    def _duration_text(self, op: Operation) -> str:
-        end = op.end_time if op.end_time is not None else self._now()
-        return f"{(end - op.start_time) * 1000:.3f}ms"
+        return profile.profile_text(op, self.identity, self.version, self._now())
 
     async def get_exec_summary(self, req: imp.TGetExecSummaryReq) -> imp.TGetExecSummaryResp:
         self._session(req.sessionHandle)
@@ -805,43 +609,7 @@ class ImpalaServer:
         return imp.TGetExecSummaryResp(status=_status_ok(), summary=self.exec_summary(op))
 
     def exec_summary(self, op: Operation) -> es.TExecSummary:
-        state = {
-            t.TOperationState.PENDING_STATE: es.TExecState.PLANNING,
-            t.TOperationState.RUNNING_STATE: es.TExecState.RUNNING,
-            t.TOperationState.FINISHED_STATE: es.TExecState.FINISHED,
-            t.TOperationState.ERROR_STATE: es.TExecState.FAILED,
-            t.TOperationState.CANCELED_STATE: es.TExecState.CANCELLED,
-        }.get(op.state, es.TExecState.FINISHED)
-        done = op.state != t.TOperationState.RUNNING_STATE
-        end = op.end_time if op.end_time is not None else self._now()
-        latency = int((end - op.start_time) * 1e9)
-        rows = int(str(op.summary_extra.get("rows_produced", op.rows_fetched)) or 0)
-        # measured: wall time and the CPU time of the threads that ran it; the peak
-        # memory is not known (DuckDB keeps no per-query figure) and is left unset
-        stats = es.TExecStats(latency_ns=latency, cpu_time_ns=op.cpu_ns, cardinality=rows)
-        node = es.TPlanNodeExecSummary(
-            node_id=0,
-            fragment_idx=0,
-            label="00:DUCKDB",
-            label_detail=op.statement_type or "QUERY",
-            num_children=0,
-            estimated_stats=es.TExecStats(cardinality=-1, memory_used=-1),  # no estimates
-            exec_stats=[stats],
-            is_broadcast=False,
-            num_hosts=1,
-        )
-        return es.TExecSummary(
-            state=state,
-            nodes=[node] if op.statement is not None else [],
-            progress=es.TExecProgress(
-                total_scan_ranges=1,
-                num_completed_scan_ranges=1 if done else 0,
-                total_fragment_instances=1,
-                num_completed_fragment_instances=1 if done else 0,
-            ),
-            is_queued=False,
-            error_logs=[op.error] if op.error else [],
-        )
+        return profile.exec_summary(op, self._now())
 
     async def get_info(self, req: t.TGetInfoReq) -> t.TGetInfoResp:
         try:
@@ -944,285 +712,3 @@ class ImpalaServer:
         self._register(op)
         self._attach(op, StaticStatement([Col("summary")], [[text]]))
         return t.TExecuteStatementResp(status=_status_ok(), operationHandle=self._handle(op))
-
-
-def _safe_summary(statement: StatementLike) -> dict[str, object]:
-    try:
-        return dict(statement.summary or {})
-    except Exception:
-        return {}
-
-
-# -- the Thrift Iface for one connection ---------------------------------------------------
-
-
-def _guard(
-    make_error: Callable[[str, int], Any],
-) -> Callable[[Callable[..., Coroutine[Any, Any, Any]]], Callable[..., defer.Deferred[Any]]]:
-    """Wrap a coroutine RPC: run it as a Deferred, answer handle errors with a status."""
-
-    def wrap(fn: Callable[..., Coroutine[Any, Any, Any]]) -> Callable[..., defer.Deferred[Any]]:
-        async def guarded(*args: Any) -> Any:
-            try:
-                return await fn(*args)
-            except HandleError as e:
-                return make_error(str(e), e.status)
-            except Exception as e:
-                log.failure("RPC {rpc} failed", rpc=fn.__name__)
-                return make_error(error_text(e), t.TStatusCode.ERROR_STATUS)
-
-        def run(*args: Any) -> defer.Deferred[Any]:
-            return defer.Deferred.fromCoroutine(guarded(*args))
-
-        run.__name__ = fn.__name__
-        return run
-
-    return wrap
-
-
-def _in_use(op: Operation) -> bool:
-    """A statement still being executed, or a fetch in progress: not idle."""
-    return op.executing or op.lock.locked
-
-
-def _seconds(text: object, default: int) -> int:
-    """A timeout query option's value in seconds (``default`` when unset or not a number)."""
-    try:
-        return int(str(text).strip()) if text is not None and str(text).strip() else default
-    except ValueError:
-        return default
-
-
-def _resp(cls: Any) -> Callable[[str, int], Any]:
-    return lambda msg, code: cls(status=_status_error(msg, code))
-
-
-async def _table_info(sql: Any, session: SessionState, db: str, table: str) -> metadata.TableInfo:
-    """TABLE or VIEW and the table's comment, from DESCRIBE FORMATTED; TABLE when the
-    engine cannot say."""
-    try:
-        rows = await sql(session, f"describe formatted {_quote(db)}.{_quote(table)}")
-    except Exception:
-        return metadata.TableInfo("TABLE", "")
-    kind, comment = "TABLE", ""
-    for row in rows:
-        label = str(row[0] or "").strip()
-        value = str(row[1] or "").strip() if len(row) > 1 else ""
-        if label == "Table Type:" and value == "VIRTUAL_VIEW":
-            kind = "VIEW"
-        elif label == "" and value == "comment" and len(row) > 2:
-            comment = str(row[2] or "").strip()
-    return metadata.TableInfo(kind, comment)
-
-
-def _quote(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
-
-
-@implementer(ImpalaHiveServer2Service.Iface)
-class ConnectionHandler:
-    """The HS2 RPCs of one client connection, delegated to the shared server."""
-
-    def __init__(
-        self,
-        server: ImpalaServer,
-        auth_user: str | None,
-        client: str,
-        session_type: str = "HIVESERVER2",
-    ) -> None:
-        self.server = server
-        self.auth_user = auth_user
-        self.client = client
-        self.session_type = session_type
-        self.opened: set[bytes] = set()  # guids of the sessions opened through this handler
-
-    @_guard(lambda m, c: t.TOpenSessionResp(status=_status_error(m, c), serverProtocolVersion=5))
-    async def OpenSession(self, req: t.TOpenSessionReq) -> t.TOpenSessionResp:
-        resp = await self.server.open_session(req, self.auth_user, self.client, self.session_type)
-        if resp.sessionHandle is not None:
-            self.opened.add(resp.sessionHandle.sessionId.guid)
-        return resp
-
-    @_guard(_resp(t.TCloseSessionResp))
-    async def CloseSession(self, req: t.TCloseSessionReq) -> t.TCloseSessionResp:
-        return await self.server.close_session(req)
-
-    @_guard(
-        lambda m, c: t.TGetInfoResp(
-            status=_status_error(m, c), infoValue=t.TGetInfoValue(stringValue="")
-        )
-    )
-    async def GetInfo(self, req: t.TGetInfoReq) -> t.TGetInfoResp:
-        return await self.server.get_info(req)
-
-    @_guard(_resp(t.TExecuteStatementResp))
-    async def ExecuteStatement(self, req: t.TExecuteStatementReq) -> t.TExecuteStatementResp:
-        return await self.server.execute_statement(req)
-
-    @_guard(_resp(t.TGetResultSetMetadataResp))
-    async def GetResultSetMetadata(
-        self, req: t.TGetResultSetMetadataReq
-    ) -> t.TGetResultSetMetadataResp:
-        return await self.server.get_result_set_metadata(req)
-
-    @_guard(_resp(t.TGetOperationStatusResp))
-    async def GetOperationStatus(self, req: t.TGetOperationStatusReq) -> t.TGetOperationStatusResp:
-        return await self.server.get_operation_status(req)
-
-    @_guard(_resp(t.TFetchResultsResp))
-    async def FetchResults(self, req: t.TFetchResultsReq) -> t.TFetchResultsResp:
-        return await self.server.fetch_results(req)
-
-    @_guard(lambda m, c: t.TGetLogResp(status=_status_error(m, c), log=m))
-    async def GetLog(self, req: t.TGetLogReq) -> t.TGetLogResp:
-        return await self.server.get_log(req)
-
-    @_guard(_resp(imp.TCloseImpalaOperationResp))
-    async def CloseImpalaOperation(
-        self, req: imp.TCloseImpalaOperationReq
-    ) -> imp.TCloseImpalaOperationResp:
-        return await self.server.close_operation(req.operationHandle)
-
-    @_guard(_resp(t.TCloseOperationResp))
-    async def CloseOperation(self, req: t.TCloseOperationReq) -> t.TCloseOperationResp:
-        resp = await self.server.close_operation(req.operationHandle)
-        return t.TCloseOperationResp(status=resp.status)
-
-    @_guard(_resp(t.TCancelOperationResp))
-    async def CancelOperation(self, req: t.TCancelOperationReq) -> t.TCancelOperationResp:
-        return await self.server.cancel_operation(req)
-
-    @_guard(_resp(imp.TPingImpalaHS2ServiceResp))
-    async def PingImpalaHS2Service(
-        self, req: imp.TPingImpalaHS2ServiceReq
-    ) -> imp.TPingImpalaHS2ServiceResp:
-        return await self.server.ping(req)
-
-    @_guard(_resp(imp.TGetRuntimeProfileResp))
-    async def GetRuntimeProfile(self, req: imp.TGetRuntimeProfileReq) -> imp.TGetRuntimeProfileResp:
-        return await self.server.get_runtime_profile(req)
-
-    @_guard(_resp(imp.TGetExecSummaryResp))
-    async def GetExecSummary(self, req: imp.TGetExecSummaryReq) -> imp.TGetExecSummaryResp:
-        return await self.server.get_exec_summary(req)
-
-    # metadata
-
-    def _reader(self, session: SessionState) -> metadata.Reader:
-        """The catalog as the metadata calls read it: SHOW and DESCRIBE on the engine."""
-        sql = self.server.sql_rows
-
-        async def databases() -> list[str]:
-            return [str(r[0]) for r in await sql(session, "show databases")]
-
-        async def tables(db: str) -> list[str]:
-            return [str(r[0]) for r in await sql(session, f"show tables in {_quote(db)}")]
-
-        async def describe(db: str, table: str) -> metadata.TableInfo:
-            return await _table_info(sql, session, db, table)
-
-        async def columns(db: str, table: str) -> list[metadata.ColumnInfo]:
-            rows = await sql(session, f"describe {_quote(db)}.{_quote(table)}")
-            return [
-                metadata.ColumnInfo(
-                    str(r[0]),
-                    metadata.ColumnType(str(r[1])),
-                    str(r[2]) if len(r) > 2 and r[2] is not None else "",
-                )
-                for r in rows
-            ]
-
-        async def functions(db: str) -> list[tuple[str, str]]:
-            out = []
-            for row in await sql(session, f"show functions in {_quote(db)}"):
-                signature = str(row[1]) if len(row) > 1 else str(row[0])
-                out.append((signature.partition("(")[0], signature))
-            return out
-
-        return metadata.Reader(databases, tables, describe, columns, functions)
-
-    async def _metadata(
-        self, handle: Any, kind: str, rows: Callable[[metadata.Reader], Any]
-    ) -> tuple[t.TStatus, t.TOperationHandle | None]:
-        return await self.server.metadata(
-            handle, metadata.SCHEMAS[kind], lambda session: rows(self._reader(session))
-        )
-
-    @_guard(_resp(t.TGetSchemasResp))
-    async def GetSchemas(self, req: t.TGetSchemasReq) -> t.TGetSchemasResp:
-        status, handle = await self._metadata(
-            req.sessionHandle, "schemas", lambda r: metadata.schemas(r, req.schemaName)
-        )
-        return t.TGetSchemasResp(status=status, operationHandle=handle)
-
-    @_guard(_resp(t.TGetCatalogsResp))
-    async def GetCatalogs(self, req: t.TGetCatalogsReq) -> t.TGetCatalogsResp:
-        status, handle = await self._metadata(req.sessionHandle, "catalogs", metadata.catalogs)
-        return t.TGetCatalogsResp(status=status, operationHandle=handle)
-
-    @_guard(_resp(t.TGetTableTypesResp))
-    async def GetTableTypes(self, req: t.TGetTableTypesReq) -> t.TGetTableTypesResp:
-        status, handle = await self._metadata(
-            req.sessionHandle, "table_types", metadata.table_types
-        )
-        return t.TGetTableTypesResp(status=status, operationHandle=handle)
-
-    @_guard(_resp(t.TGetTablesResp))
-    async def GetTables(self, req: t.TGetTablesReq) -> t.TGetTablesResp:
-        status, handle = await self._metadata(
-            req.sessionHandle,
-            "tables",
-            lambda r: metadata.tables(r, req.schemaName, req.tableName, req.tableTypes),
-        )
-        return t.TGetTablesResp(status=status, operationHandle=handle)
-
-    @_guard(_resp(t.TGetColumnsResp))
-    async def GetColumns(self, req: t.TGetColumnsReq) -> t.TGetColumnsResp:
-        status, handle = await self._metadata(
-            req.sessionHandle,
-            "columns",
-            lambda r: metadata.columns(r, req.schemaName, req.tableName, req.columnName),
-        )
-        return t.TGetColumnsResp(status=status, operationHandle=handle)
-
-    @_guard(_resp(t.TGetTypeInfoResp))
-    async def GetTypeInfo(self, req: t.TGetTypeInfoReq) -> t.TGetTypeInfoResp:
-        status, handle = await self._metadata(req.sessionHandle, "type_info", metadata.type_info)
-        return t.TGetTypeInfoResp(status=status, operationHandle=handle)
-
-    @_guard(_resp(t.TGetFunctionsResp))
-    async def GetFunctions(self, req: t.TGetFunctionsReq) -> t.TGetFunctionsResp:
-        status, handle = await self._metadata(
-            req.sessionHandle,
-            "functions",
-            lambda r: metadata.functions(r, req.catalogName, req.schemaName, req.functionName),
-        )
-        return t.TGetFunctionsResp(status=status, operationHandle=handle)
-
-    @_guard(_resp(t.TGetPrimaryKeysResp))
-    async def GetPrimaryKeys(self, req: t.TGetPrimaryKeysReq) -> t.TGetPrimaryKeysResp:
-        status, handle = await self._metadata(
-            req.sessionHandle,
-            "primary_keys",
-            lambda r: metadata.primary_keys(r, req.schemaName, req.tableName),
-        )
-        return t.TGetPrimaryKeysResp(status=status, operationHandle=handle)
-
-    @_guard(_resp(t.TGetCrossReferenceResp))
-    async def GetCrossReference(self, req: t.TGetCrossReferenceReq) -> t.TGetCrossReferenceResp:
-        status, handle = await self._metadata(
-            req.sessionHandle, "cross_reference", metadata.cross_reference
-        )
-        return t.TGetCrossReferenceResp(status=status, operationHandle=handle)
-
-    @_guard(_resp(t.TGetDelegationTokenResp))
-    async def GetDelegationToken(self, req: Any) -> Any:
-        return t.TGetDelegationTokenResp(status=_status_error("Not implemented"))
-
-    @_guard(_resp(t.TCancelDelegationTokenResp))
-    async def CancelDelegationToken(self, req: Any) -> Any:
-        return t.TCancelDelegationTokenResp(status=_status_error("Not implemented"))
-
-    @_guard(_resp(t.TRenewDelegationTokenResp))
-    async def RenewDelegationToken(self, req: Any) -> Any:
-        return t.TRenewDelegationTokenResp(status=_status_error("Not implemented"))

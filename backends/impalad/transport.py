@@ -27,8 +27,9 @@ from backends.impalad import _wire
 from backends.impalad.beeswax import BeeswaxHandler
 from backends.impalad.cookies import COOKIE_NAME, DELETE_COOKIE, CookieSigner
 from backends.impalad.gen.ImpalaService import ImpalaHiveServer2Service, ImpalaService
+from backends.impalad.handler import ConnectionHandler
 from backends.impalad.sasl import AuthenticationError, Mechanism, MechanismFactory
-from backends.impalad.server import ConnectionHandler, ImpalaServer
+from backends.impalad.server import ImpalaServer
 
 log = Logger()
 

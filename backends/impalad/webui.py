@@ -21,7 +21,8 @@ from typing import Any
 
 from backends.common import web
 from backends.impalad.membership import ImpaladDescriptor, Membership, backend_json
-from backends.impalad.server import ImpalaServer, Operation
+from backends.impalad.server import ImpalaServer
+from backends.impalad.state import Operation
 
 
 def _ts(seconds: float | None) -> str:

@@ -17,7 +17,8 @@ from backends.impalad.flags import flag_set
 from backends.impalad.gen.TCLIService import ttypes as t
 from backends.impalad.gssapi_auth import expand_host, short_name
 from backends.impalad.sasl import AuthenticationError
-from backends.impalad.server import ImpalaServer, ServerIdentity
+from backends.impalad.server import ImpalaServer
+from backends.impalad.state import ServerIdentity
 from backends.impalad.testing import FakeEngine, fake_session
 from tests.impalad.thriftmsg import call, reply
 

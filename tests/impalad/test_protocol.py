@@ -13,8 +13,9 @@ from twisted.internet.testing import StringTransport
 from backends.impalad import _wire, results, sasl
 from backends.impalad.gen.ImpalaService import ttypes as imp
 from backends.impalad.gen.TCLIService import ttypes as t
-from backends.impalad.server import ImpalaServer, ServerIdentity
+from backends.impalad.server import ImpalaServer
 from backends.impalad.shutdown import ShutdownController
+from backends.impalad.state import ServerIdentity
 from backends.impalad.testing import FakeEngine, fake_session
 from backends.impalad.transport import HS2Protocol
 from tests.impalad.thriftmsg import call, reply
