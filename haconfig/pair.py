@@ -56,10 +56,6 @@ class LbPair:
     #: installation's commands are; ``{socket}``: :attr:`stats_socket`)
     alive_command: str = "{bindir}/impala-lb alive --stats-socket {socket}"
 
-    @property
-    def vip_address(self) -> str:
-        return str(ipaddress.ip_interface(self.vip).ip)
-
     def balancer(self, name: str) -> PairBalancer:
         for b in self.balancers:
             if b.name == name:

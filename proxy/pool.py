@@ -42,7 +42,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from proxy.balance import Algorithm, build
-from proxy.server import DelayedCall, OpState, Server, SessionTimes, StateChange, as_timer
+from proxy.server import DelayedCall, OpState, Server, StateChange, TrafficCounters, as_timer
 
 log = Logger()
 
@@ -60,33 +60,16 @@ class QueueTimeout(Exception):
 
 
 @dataclass
-class BackendCounters(SessionTimes):
-    """What ``show stat`` reports on a BACKEND row and the pool can count (spec 3.2).
+class BackendCounters(TrafficCounters):
+    """A BACKEND row: the traffic counters and the refusals only a backend counts.
 
-    ``cum_sessions`` counts connections that came to the backend (first
-    ``acquire`` of a connection, i.e. without ``avoid``); ``lbtot`` counts every
-    server selection, redispatches included.
-    """
+    ``cum_sessions`` counts connections that came to the backend (first ``acquire`` of a
+    connection, i.e. without ``avoid``); ``lbtot`` counts every server selection,
+    redispatches included; ``max_queue`` is the backend queue's."""
 
-    cum_sessions: int = 0  # stot
-    max_sessions: int = 0  # smax
-    lbtot: int = 0
-    max_queue: int = 0  # qmax of the backend queue
     nosrv: int = 0  # refused at once: no usable server
     queue_full: int = 0
     queue_timeouts: int = 0
-    bytes_in: int = 0
-    bytes_out: int = 0
-    econ: int = 0
-    eresp: int = 0
-    wretr: int = 0
-    wredis: int = 0
-    cli_abrt: int = 0
-    srv_abrt: int = 0
-    chkdown: int = 0  # times the whole backend went DOWN
-    last_change: float = 0.0
-    downtime: float = 0.0
-    last_session: float | None = None
 
 
 _sequence = itertools.count()

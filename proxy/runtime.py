@@ -3,7 +3,7 @@
 :class:`Runtime` owns what lives as long as the process: the servers (one
 :class:`proxy.server.Server` per ``server`` line, the single owner of its state),
 one pool per backend, the frontends with their listeners, the pump loop and the
-process-wide connection count. :class:`RuntimeService` puts it in a service tree.
+process-wide connection count.
 
 Reload: servers are kept in ``servers`` keyed by ``(backend, name)`` and
 frontends by name, so :meth:`Runtime.apply` (:mod:`proxy.reload`) diffs a new
@@ -23,7 +23,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
-from twisted.application import service
 from twisted.logger import Logger
 
 from haconfig.model import Bind, Config, Proxy
@@ -572,18 +571,3 @@ class Runtime:
                 listener.pause()
             else:
                 listener.resume()
-
-
-class RuntimeService(service.Service):
-    """The runtime in a service tree: listeners open at start, everything closed at stop."""
-
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-
-    def startService(self) -> None:
-        self.runtime.start()
-        service.Service.startService(self)
-
-    def stopService(self) -> Any:
-        self.runtime.stop()
-        return service.Service.stopService(self)

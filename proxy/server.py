@@ -157,18 +157,18 @@ class SessionTimes:
 
 
 @dataclass
-class ServerCounters(SessionTimes):
-    """What ``show stat`` reports for one server and a TCP proxy can track (spec 3.2).
+class TrafficCounters(SessionTimes):
+    """What ``show stat`` reports alike on a server's row and on its BACKEND row (spec
+    3.2): sessions, selections, bytes, errors, warnings, aborts and state times.
 
     Times (``last_change``, ``last_session``) are reactor timestamps in seconds;
-    ``downtime`` is the accumulated seconds spent DOWN or in maintenance, not counting
-    the current DOWN period (see :meth:`Server.downtime`).
-    """
+    ``downtime`` is the accumulated seconds spent DOWN (or in maintenance), not counting
+    the current DOWN period."""
 
     cum_sessions: int = 0  # stot
     max_sessions: int = 0  # smax
-    lbtot: int = 0  # times chosen by the balancer (incl. from the queue)
-    connect: int = 0  # connection attempts
+    lbtot: int = 0  # times chosen by the balancer (incl. from the queue, redispatches)
+    max_queue: int = 0  # qmax
     bytes_in: int = 0  # client -> server
     bytes_out: int = 0  # server -> client
     econ: int = 0
@@ -177,12 +177,19 @@ class ServerCounters(SessionTimes):
     wredis: int = 0
     cli_abrt: int = 0
     srv_abrt: int = 0
-    chkfail: int = 0
-    chkdown: int = 0
-    max_queue: int = 0  # qmax
+    chkdown: int = 0  # a server: times it went DOWN; a backend: times all of it did
     last_change: float = 0.0
     downtime: float = 0.0
     last_session: float | None = None  # None = never (lastsess -1)
+
+
+@dataclass
+class ServerCounters(TrafficCounters):
+    """One server's row: the traffic counters, its connection attempts and failed checks
+    (the current DOWN period is in :meth:`Server.downtime`)."""
+
+    connect: int = 0  # connection attempts
+    chkfail: int = 0
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ import dataclasses
 import json
 import random
 import socket
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any, TypeAlias
 
 from twisted.application.internet import ClientService, backoffPolicy
@@ -567,7 +567,3 @@ def call_blocking(
     if b"_error" in answer:
         raise RpcError(answer.get(b"_error_description", b"remote error").decode())
     return dict(command.parseResponse(answer, None))
-
-
-def encode_items(items: Sequence[TopicItem]) -> list[dict[str, Any]]:
-    return [i.to_json() for i in items]

@@ -10,21 +10,6 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 
-class ColumnDescLike(Protocol):
-    @property
-    def name(self) -> str: ...
-    @property
-    def type(self) -> str: ...
-    @property
-    def precision(self) -> int | None: ...
-    @property
-    def scale(self) -> int | None: ...
-    @property
-    def length(self) -> int | None: ...
-    @property
-    def comment(self) -> str: ...
-
-
 class SessionLike(Protocol):
     user: str
     database: str

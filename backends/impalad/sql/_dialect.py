@@ -97,10 +97,6 @@ def _call(name: str, *args: exp.Expression) -> exp.Expression:
     return exp.Anonymous(this=name, expressions=list(args))
 
 
-def _raw(sql: str) -> exp.Expression:
-    return exp.maybe_parse(sql, dialect="duckdb")
-
-
 def _interval(unit: str, sign: int) -> Callable[[list[exp.Expression]], exp.Expression]:
     def build(args: list[exp.Expression]) -> exp.Expression:
         amount: exp.Expression = args[1]

@@ -208,19 +208,3 @@ def defaults(overrides: Mapping[str, str] = {}) -> dict[str, str]:
         key, v = normalize(name, value)
         values[key] = v
     return values
-
-
-def parse_mem(value: str) -> int | None:
-    """A memory size (``2g``, ``512mb``, ``1073741824``) in bytes; None for 0/empty/%."""
-    v = value.strip().lower().rstrip("b")
-    if not v or v.endswith("%"):
-        return None
-    mult = 1
-    if v[-1] in "kmgtp":
-        mult = 1024 ** ("kmgtp".index(v[-1]) + 1)
-        v = v[:-1]
-    try:
-        n = int(float(v) * mult)
-    except ValueError:
-        return None
-    return n if n > 0 else None

@@ -128,28 +128,6 @@ def column_from_sqlglot(name: str, kind: exp.DataType | None, comment: str = "")
 _IMPALA_TYPE_RE = re.compile(r"^\s*(\w+)\s*(?:\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\))?\s*$")
 
 
-def column_from_text(name: str, text: str, comment: str = "") -> ColumnDesc:
-    """A column from an Impala type written as text, e.g. ``decimal(10,2)``."""
-    m = _IMPALA_TYPE_RE.match(text)
-    if not m:
-        raise analysis(f"Unknown type: {text}")
-    base = m.group(1).upper()
-    base = {"INTEGER": "INT", "REAL": "DOUBLE"}.get(base, base)
-    if base not in IMPALA_TYPES:
-        raise analysis(f"Unknown type: {text}")
-    if base == "DECIMAL":
-        return ColumnDesc(
-            name,
-            base,
-            precision=int(m.group(2) or 9),
-            scale=int(m.group(3) or 0),
-            comment=comment,
-        )
-    if base in ("VARCHAR", "CHAR"):
-        return ColumnDesc(name, base, length=int(m.group(2) or 1), comment=comment)
-    return ColumnDesc(name, base, comment=comment)
-
-
 # ----------------------------------------------------------------------------------------
 # Result columns: DuckDB type -> Impala type, SQL cast, Python converter
 
