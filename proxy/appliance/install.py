@@ -1,8 +1,9 @@
 """Installing impala-lb as systemd services.
 
-The unit files live in the repository's ``systemd/`` directory (and inside the
-wheel, as package data of :mod:`proxy.appliance`), with ``@BINDIR@`` where the
-directory of the installed commands goes.
+The unit templates live in the repository's ``systemd/`` directory as
+``<unit>.in`` (and inside the wheel, as package data of :mod:`proxy.appliance`), with
+``@BINDIR@`` where the directory of the installed commands goes; only the rendered
+units are units (``systemd-analyze verify`` runs on those).
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ UNITS = (
 
 
 def unit_text(unit: str) -> str:
-    """The unit file as shipped, with its ``@BINDIR@`` placeholder."""
-    return resources.files("proxy.appliance").joinpath("units", unit).read_text()
+    """The unit's template as shipped (``<unit>.in``), with its ``@BINDIR@`` placeholder."""
+    return resources.files("proxy.appliance").joinpath("units", f"{unit}.in").read_text()
 
 
 def render_unit(unit: str, bindir: Path) -> str:

@@ -4,6 +4,7 @@ generated Thrift code inside, run from the installed files and not from the sour
 from __future__ import annotations
 
 import os
+import shutil
 import site
 import subprocess
 import sys
@@ -20,6 +21,14 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
+    # from a copy of the tree: setuptools writes build/ and *.egg-info beside the sources
+    src = out / "src"
+    shutil.copytree(
+        ROOT,
+        src,
+        symlinks=True,
+        ignore=shutil.ignore_patterns(".git", ".venv", "build", "run", "__pycache__", "*.egg-info"),
+    )
     build = subprocess.run(
         [
             sys.executable,
@@ -29,7 +38,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "--no-deps",
             "-w",
             str(out),
-            str(ROOT),
+            str(src),
         ],
         capture_output=True,
         text=True,
@@ -85,8 +94,8 @@ def test_wheel_carries_templates_units_and_generated_code(wheel: Path) -> None:
     """Templates, systemd units and the generated Thrift modules are inside the wheel."""
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "templates/haproxy.cfg.j2" in names
-    assert "proxy/appliance/units/impala-lb.service" in names
-    assert "proxy/appliance/units/impalad@.service" in names
+    assert "proxy/appliance/units/impala-lb.service.in" in names
+    assert "proxy/appliance/units/impalad@.service.in" in names
     assert "backends/impalad/gen/TCLIService/TCLIService.py" in names
     assert not any(n.startswith("tests/") for n in names)
 

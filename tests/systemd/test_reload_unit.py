@@ -13,20 +13,19 @@ from pathlib import Path
 
 import pytest
 
+from proxy.appliance.install import render_unit
 from tests.support.loopback import Replier
 from tests.support.procs import free_port, stop_pid
 
-ROOT = Path(__file__).resolve().parents[2]
-UNIT = ROOT / "systemd" / "impala-lb.service"
 BINDIR = Path(sys.executable).parent
 
 
 def exec_reload_commands(config: Path, mainpid: int) -> list[list[str]]:
     """The unit's ExecReload= command lines with its variables filled in, in order."""
     commands = []
-    for line in UNIT.read_text().splitlines():
+    for line in render_unit("impala-lb.service", BINDIR).splitlines():
         if line.startswith("ExecReload="):
-            text = line.removeprefix("ExecReload=").replace("@BINDIR@", str(BINDIR))
+            text = line.removeprefix("ExecReload=")
             text = text.replace("${CONFIG}", str(config)).replace("$MAINPID", str(mainpid))
             commands.append(shlex.split(text))
     return commands
