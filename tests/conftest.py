@@ -1,9 +1,9 @@
 """Test markers: ``integration`` for every test whose module starts processes or opens
 real sockets, so that ``pytest -m "not integration"`` runs the in-memory suite alone.
 
-A module is integration when it imports what does either: ``subprocess`` or
-``socket``, ``urllib.request``, Twisted's global reactor, or one of the helpers of ``tests/support`` that
-start daemons, KDCs, balancers or listeners. Deciding by imports keeps the mark
+A module is integration when it imports what does either: ``subprocess``, ``socket``,
+``urllib.request``, Twisted's global reactor, or one of the helpers of ``tests/support``
+that start daemons, KDCs, balancers or listeners. Deciding by imports keeps the mark
 correct as tests are added: a new test in such a module is marked without a decorator
 to forget."""
 

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from backends.impalad.sql import Engine, ImpalaError, Session, Statement
+from tests.support.procs import wait_for
 
 LONG_QUERY = "select count(*) from range(1000000000000) a"
 
@@ -38,12 +39,10 @@ def test_cancel_from_another_thread_interrupts_a_running_query(engine: Engine) -
 
     worker = threading.Thread(target=fetch)
     worker.start()
-    time.sleep(0.3)  # let the query start running inside DuckDB
-    cancelled_at = time.monotonic()
+    wait_for("the query to run inside DuckDB", lambda: st.in_engine)
     st.cancel()
-    worker.join(timeout=10)
-    assert not worker.is_alive()
-    assert time.monotonic() - cancelled_at < 5.0
+    worker.join(timeout=30)
+    assert not worker.is_alive()  # the running query was interrupted (it runs far longer)
     [err] = outcome
     assert isinstance(err, ImpalaError) and err.kind == "CANCELLED"
     with pytest.raises(ImpalaError, match="CANCELLED"):
@@ -55,10 +54,10 @@ def test_cancel_before_the_query_starts_prevents_it(engine: Engine) -> None:
     """A statement cancelled before its first fetch never runs and reports CANCELLED."""
     st = engine.execute(Session("u"), LONG_QUERY)
     st.cancel()
-    started = time.monotonic()
     with pytest.raises(ImpalaError) as info:
         st.wait()
-    assert info.value.kind == "CANCELLED" and time.monotonic() - started < 5.0
+    assert info.value.kind == "CANCELLED"
+    assert not st.in_engine
 
 
 def test_wait_runs_the_query_and_reports_runtime_errors(engine: Engine) -> None:
@@ -144,10 +143,8 @@ def test_short_query_completes_while_a_long_one_runs(engine: Engine) -> None:
     worker = threading.Thread(target=run_long)
     worker.start()
     try:
-        time.sleep(0.2)
-        started = time.monotonic()
+        wait_for("the long query to run inside DuckDB", lambda: long_st.in_engine)
         assert engine.execute(Session("b"), "select 41 + 1").fetch(1) == [[42]]
-        assert time.monotonic() - started < 5.0
         assert worker.is_alive()  # the long query is still running meanwhile
     finally:
         long_st.cancel()
@@ -160,10 +157,8 @@ def test_exec_time_limit_interrupts_a_long_query(engine: Engine) -> None:
     session = Session("u")
     engine.execute(session, "set exec_time_limit_s=1")
     st = engine.execute(session, LONG_QUERY)
-    started = time.monotonic()
     with pytest.raises(ImpalaError, match="execution time limit of 1s") as info:
         st.wait()
-    assert 0.9 < time.monotonic() - started < 5.0
     with pytest.raises(ImpalaError) as again:
         st.fetch(1)
     assert again.value is info.value

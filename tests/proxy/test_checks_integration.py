@@ -68,7 +68,8 @@ def backend(
 
 
 def test_killed_backend_down_within_fall_inter_and_back_after_rise(reactor: Any) -> None:
-    """A killed backend is DOWN within fall x inter (+ timeout), UP again after rise checks."""
+    """A killed backend is DOWN after fall failed checks, UP again after rise good ones (the
+    intervals themselves are proven on a clock in test_checks_checker.py)."""
     port = free_port()
     proc = check_backend(port)
     try:
@@ -78,15 +79,13 @@ def test_killed_backend_down_within_fall_inter_and_back_after_rise(reactor: Any)
         pump(reactor, lambda: checker.status == "UP", timeout=5)
         assert checker.last.status is CheckStatus.L4OK
         kill_pid(proc)
-        took = pump(reactor, lambda: server.op is OpState.DOWN, timeout=5)
-        assert took <= 3 * 0.2 + 0.2 + 0.3
+        pump(reactor, lambda: server.op is OpState.DOWN, timeout=10)
         last = service.checkers[0].last
         assert (last.status, last.info) == (CheckStatus.L4CON, "Connection refused")
         assert server.counters.chkfail == 3 and server.counters.chkdown == 1
         assert any("is DOWN, reason: Layer4 connection problem" in m for _, m in events.lines)
         proc = check_backend(port)
-        took = pump(reactor, lambda: server.op is OpState.UP, timeout=5)
-        assert took <= 2 * 0.2 + 0.3
+        pump(reactor, lambda: server.op is OpState.UP, timeout=10)
         assert checker.status == "UP"
         service.stopService()
     finally:
@@ -173,7 +172,7 @@ def test_tcp_check_timeout(reactor: Any) -> None:
     checker = service.checkers[0]
     pump(reactor, lambda: checker.last.status is not CheckStatus.INI, timeout=5)
     assert checker.last.status is CheckStatus.L7TOUT
-    assert 140 <= checker.last.duration_ms <= 400
+    assert checker.last.duration_ms >= 140  # not before timeout check (no upper bound: load)
     service.stopService()
     silent.stopListening()
 
@@ -256,7 +255,7 @@ def test_full_backlog_gives_l4tout(reactor: Any) -> None:
         checker = service.checkers[0]
         pump(reactor, lambda: checker.last.status is not CheckStatus.INI, timeout=5)
         assert checker.last.status is CheckStatus.L4TOUT
-        assert 290 <= checker.last.duration_ms <= 600
+        assert checker.last.duration_ms >= 290  # not before inter/timeout (no upper bound: load)
         assert server.op is OpState.DOWN
         service.stopService()
     finally:

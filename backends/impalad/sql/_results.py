@@ -107,6 +107,11 @@ class Statement:
         self._started = time.monotonic()
 
     @property
+    def in_engine(self) -> bool:
+        """Whether DuckDB is running this statement's query right now."""
+        return self._query is not None and self._query.busy
+
+    @property
     def summary(self) -> dict[str, object]:
         """Rows produced, durations, the DuckDB SQL and (queries, made on first use) the plan."""
         if self._plan is not None and "plan" not in self._summary:
@@ -201,6 +206,11 @@ class _DuckQuery:
         self._busy = False  # inside DuckDB (execute or fetchmany)
         self._error: ImpalaError | None = None
         self._state = threading.Lock()
+
+    @property
+    def busy(self) -> bool:
+        """Whether DuckDB is running it right now (execute or fetchmany)."""
+        return self._busy
 
     def start(self) -> None:
         """Run the query (blocking until its first rows exist)."""
