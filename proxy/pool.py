@@ -286,7 +286,7 @@ class BackendPool:
         server.stop()
         self._servers.remove(server)
         waiting = list(self._server_queues.pop(server))
-        server.queued = 0
+        server.queue_shrank(len(waiting))
         self._queued_on_servers -= len(waiting)
         self._served -= server.served
         self._algo = self._build(self._servers)
@@ -338,7 +338,7 @@ class BackendPool:
             # slowstart scales weights only for dynamic algorithms: set that first,
             # then build again so that the algorithm starts from the right weights
             for s in servers:
-                s.dynamic_weights = algo.dynamic
+                s.set_dynamic_weights(algo.dynamic)
             algo = build(
                 self.algorithm, servers, allbackups=self.allbackups, hash_type=self.hash_type
             )
@@ -388,9 +388,8 @@ class BackendPool:
             self.counters.max_queue = max(self.counters.max_queue, len(self._backend_queue))
         else:
             self._server_queues[server][p] = None
-            server.queued += 1
+            server.queue_grew()
             self._queued_on_servers += 1
-            server.counters.max_queue = max(server.counters.max_queue, server.queued)
             self._algo.take_conn(server)
         self.counters.max_sessions = max(self.counters.max_sessions, self.sessions)
         if p.timer is None and self.timeout_queue is not None:
@@ -405,7 +404,7 @@ class BackendPool:
         queue = self._server_queues.get(server)
         if queue is not None and p in queue:
             del queue[p]
-            server.queued -= 1
+            server.queue_shrank()
             self._queued_on_servers -= 1
             self._algo.drop_conn(server)
         p.queue = None
@@ -413,7 +412,7 @@ class BackendPool:
     def _assign(self, p: _Pending, server: Server, *, from_server_queue: bool = False) -> None:
         self._stop_timer(p)
         if from_server_queue:
-            server.queued -= 1  # moves from queued to served: the load is unchanged
+            server.queue_shrank()  # moves from queued to served: the load is unchanged
             self._queued_on_servers -= 1
         self._take(server)
         p.deferred.callback(server)

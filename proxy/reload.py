@@ -332,29 +332,28 @@ def _update_server(
     changed = False
     host, port, offset = address
     if (server.host, server.port, server.port_offset) != (host, port, offset):
-        server.host, server.port, server.port_offset = host, port, offset
+        server.set_address(host, port, offset)
         changed = True
     old_weight = 1 if old.weight is None else old.weight
     new_weight = 1 if new.weight is None else new.weight
     if old_weight != new_weight:
-        server.initial_weight = new_weight
-        server.set_weight(new_weight)
+        server.set_configured_weight(new_weight)
         changed = True
     if (old.maxconn or 0) != (new.maxconn or 0):
         server.set_maxconn(new.maxconn or 0)
         changed = True
     if (old.maxqueue or 0) != (new.maxqueue or 0):
-        server.maxqueue = new.maxqueue or 0
+        server.set_maxqueue(new.maxqueue or 0)
         changed = True
     if (old.slowstart or 0) != (new.slowstart or 0):
-        server.slowstart = (new.slowstart or 0) / 1000.0
+        server.set_slowstart((new.slowstart or 0) / 1000.0)
         changed = True
     if bool(old.disabled) != bool(new.disabled):
         server.set_admin("maint" if new.disabled else "ready")
         changed = True
     rebuild = False
     if server.backup != bool(new.backup):
-        server.backup = bool(new.backup)
+        server.set_backup(bool(new.backup))
         changed = rebuild = True
     return changed, rebuild
 

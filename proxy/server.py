@@ -7,9 +7,15 @@ object, and change it through a handful of methods only:
 - :meth:`Server.set_admin` (``ready`` / ``drain`` / ``maint``),
 - :meth:`Server.set_operational` (``up`` / ``down``, what a health check decides),
 - :meth:`Server.set_maxconn`,
+- what a reload changes in the file's line: :meth:`Server.set_address`,
+  :meth:`Server.set_configured_weight`, :meth:`Server.set_maxqueue`,
+  :meth:`Server.set_slowstart`, :meth:`Server.set_backup`,
 
-plus :meth:`Server.take_slot` / :meth:`Server.release_slot`, which only the pool
-calls when a connection starts and ends on the server.
+plus what only the pool calls: :meth:`Server.take_slot` / :meth:`Server.release_slot`
+when a connection starts and ends on the server, :meth:`Server.queue_grew` /
+:meth:`Server.queue_shrank` as its own queue changes (``qmax`` follows), and
+:meth:`Server.set_dynamic_weights` from its algorithm. The fields these change are
+read-only properties: nothing else can write them.
 
 Every state change is announced to the listeners (:meth:`Server.subscribe`) as a
 :class:`StateChange` saying whether the server was usable before and what its
@@ -245,12 +251,12 @@ class Server:
         self.puid = puid
         self.host = host
         self.port = port
-        self.port_offset = port_offset
-        self.backup = backup
+        self._port_offset = port_offset
+        self._backup = backup
         self.maxconn = maxconn
-        self.maxqueue = maxqueue
-        self.slowstart = float(slowstart)
-        self.initial_weight = weight
+        self._maxqueue = maxqueue
+        self._slowstart = float(slowstart)
+        self._initial_weight = weight
         self._uweight = weight
         self._clock = as_timer(clock)
         self._admin = AdminState.CMAINT | AdminState.FMAINT if disabled else AdminState.READY
@@ -262,11 +268,9 @@ class Server:
         self._ramp_start: float | None = None
         self._ramp_factor = WEIGHT_SCALE
         self._ramp_call: DelayedCall | None = None
-        #: Whether slowstart scales the effective weight (dynamic algorithms only);
-        #: the pool sets it from its algorithm.
-        self.dynamic_weights = True
+        self._dynamic_weights = True
         self.served = 0
-        self.queued = 0  # maintained by the pool: length of this server's own queue
+        self._queued = 0
         self.counters = ServerCounters(last_change=self._clock.seconds())
         self._down_since: float | None = self._clock.seconds() if self._is_down() else None
         self._listeners: list[Listener] = []
@@ -275,6 +279,40 @@ class Server:
         return f"<Server {self.backend}/{self.name} {self.status}>"
 
     # -- reading -------------------------------------------------------------
+
+    @property
+    def port_offset(self) -> bool:
+        """``port`` is added to the client's destination port (``+N``/``-N``)."""
+        return self._port_offset
+
+    @property
+    def backup(self) -> bool:
+        return self._backup
+
+    @property
+    def maxqueue(self) -> int:
+        return self._maxqueue
+
+    @property
+    def slowstart(self) -> float:
+        """Seconds of weight ramp after the server comes back up (0: none)."""
+        return self._slowstart
+
+    @property
+    def initial_weight(self) -> int:
+        """The weight the config gives (``set weight ... 100%`` is relative to it)."""
+        return self._initial_weight
+
+    @property
+    def dynamic_weights(self) -> bool:
+        """Whether slowstart scales the effective weight (dynamic algorithms only); the
+        pool sets it from its algorithm (:meth:`set_dynamic_weights`)."""
+        return self._dynamic_weights
+
+    @property
+    def queued(self) -> int:
+        """The length of this server's own queue (the pool says each change)."""
+        return self._queued
 
     @property
     def weight(self) -> int:
@@ -376,13 +414,56 @@ class Server:
         with self._change(f"weight {self._uweight} -> {weight}"):
             self._uweight = weight
 
-    def set_address(self, host: str, port: int | None) -> None:
-        """``set server b/s addr``: new connections go to ``host:port``; established ones
-        stay where they are."""
-        if port is not None and not self.port_offset and not 0 <= port <= 65535:
+    def set_address(self, host: str, port: int | None, port_offset: bool | None = None) -> None:
+        """``set server b/s addr`` (or a reload): new connections go to ``host:port``
+        (``port_offset``: added to the client's port); established ones stay where
+        they are."""
+        offset = self._port_offset if port_offset is None else port_offset
+        if port is not None and not offset and not 0 <= port <= 65535:
             raise ServerStateError(f"server {self.name}: port {port} out of range")
         with self._change(f"address {self.host}:{self.port} -> {host}:{port}"):
-            self.host, self.port = host, port
+            self.host, self.port, self._port_offset = host, port, offset
+
+    def set_configured_weight(self, weight: int) -> None:
+        """A reload changed the file's weight: it becomes the initial weight and the
+        current one."""
+        _check_weight(weight)
+        self._initial_weight = weight
+        self.set_weight(weight)
+
+    def set_maxqueue(self, maxqueue: int) -> None:
+        """A reload changed ``maxqueue`` (0 = unlimited)."""
+        if maxqueue < 0:
+            raise ServerStateError(f"server {self.name}: maxqueue must be >= 0")
+        with self._change(f"maxqueue {self._maxqueue} -> {maxqueue}"):
+            self._maxqueue = maxqueue
+
+    def set_slowstart(self, seconds: float) -> None:
+        """A reload changed ``slowstart``: later ramps take ``seconds``."""
+        if seconds < 0:
+            raise ServerStateError(f"server {self.name}: slowstart must be >= 0")
+        self._slowstart = float(seconds)
+
+    def set_backup(self, backup: bool) -> None:
+        """A reload made the server a backup (or an active one); the pool's algorithm is
+        rebuilt by the caller, as HAProxy re-sorts its server trees."""
+        with self._change(f"backup {self._backup} -> {backup}"):
+            self._backup = backup
+
+    def set_dynamic_weights(self, dynamic: bool) -> None:
+        """The pool's algorithm is dynamic (weights change at once) or static."""
+        self._dynamic_weights = dynamic
+
+    def queue_grew(self) -> None:
+        """One more connection waits in this server's own queue (its ``qmax`` follows)."""
+        self._queued += 1
+        self.counters.max_queue = max(self.counters.max_queue, self._queued)
+
+    def queue_shrank(self, count: int = 1) -> None:
+        """``count`` connections left this server's queue (served, timed out, moved)."""
+        if count > self._queued:
+            raise ServerStateError(f"server {self.name}: {count} left a queue of {self._queued}")
+        self._queued -= count
 
     def set_maxconn(self, maxconn: int) -> None:
         """Change ``maxconn`` at runtime (0 = unlimited); a raise may start queued clients."""

@@ -234,8 +234,7 @@ def test_agent_down_marks_down_and_up_restores() -> None:
 def test_agent_weight_and_maxconn() -> None:
     """Agent ``50%`` halves the initial weight and ``maxconn:7`` sets maxconn."""
     reactor, server, checker, _ = agent_checker()
-    server.set_weight(10)
-    server.initial_weight = 10
+    server.set_configured_weight(10)
     checker.start(agent_delay_ms=0, delay_ms=60_000)
     reactor.advance(0)
     accept(reactor, b"50% maxconn:7\n")
@@ -315,7 +314,7 @@ def test_forced_health_down_line() -> None:
 def test_slowstart_after_check_brings_server_back() -> None:
     """A server brought back by its checks ramps up through slowstart (STARTING, throttle)."""
     reactor, server, checker, _ = make_checker()
-    server.slowstart = 10.0
+    server.set_slowstart(10.0)
     checker.start()
     reactor.advance(0)
     refuse(reactor)

@@ -226,8 +226,7 @@ def test_agent_check_drain_over_tcp(reactor: Any) -> None:
         check=True, inter=100, agent_check=True, agent_port=agent.getHost().port, agent_inter=100
     )
     server, service, _ = backend(reactor, params, port=traffic.getHost().port)
-    server.set_weight(10)
-    server.initial_weight = 10
+    server.set_configured_weight(10)
     checker = service.checkers[0]
     pump(reactor, lambda: bool(server.admin & AdminState.FDRAIN), timeout=5)
     assert server.weight == 5

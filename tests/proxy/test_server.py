@@ -180,7 +180,7 @@ def test_static_algorithms_ignore_the_slowstart_weight() -> None:
     """With dynamic_weights off (map algorithms), slowstart leaves the weight whole."""
     clock = Clock()
     s = make(clock, weight=4, slowstart=10)
-    s.dynamic_weights = False
+    s.set_dynamic_weights(False)
     s.set_operational("down")
     s.set_operational("up")
     assert s.op is OpState.STARTING and s.eweight == 64
@@ -192,9 +192,9 @@ def test_has_free_slot_respects_maxconn_and_queue() -> None:
     """A server is full at maxconn, or as soon as anyone waits in its queue."""
     s = make(Clock(), maxconn=1)
     assert s.has_free_slot
-    s.queued = 1
+    s.queue_grew()
     assert not s.has_free_slot
-    s.queued = 0
+    s.queue_shrank()
     s.take_slot()
     assert not s.has_free_slot
     s.set_maxconn(0)
