@@ -31,7 +31,7 @@ import contextlib
 import dataclasses
 import resource
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -42,13 +42,19 @@ from twisted.python.failure import Failure
 
 from haconfig.model import Config, Proxy
 from haconfig.parse import ConfigError, ParseResult
+from proxy.build import (
+    Builder,
+    FrontendRuntime,
+    default_maxconn,
+    option_redispatch,
+    timeout_queue,
+)
+from proxy.connect import BackendRuntime
 from proxy.frontend import Listener, open_listening_socket
-from proxy.pump import DEFAULT_BUFSIZE
 from proxy.server import Server, ServerStateError
 
 if TYPE_CHECKING:
-    from proxy.connect import BackendRuntime
-    from proxy.runtime import FrontendRuntime, Runtime
+    from proxy.runtime import Runtime
 
 log = Logger()
 
@@ -117,7 +123,8 @@ class _Prepared:
     #: frontend name -> its settings under the new config (counters are taken from the
     #: running frontend of the same name)
     frontends: dict[str, FrontendRuntime] = field(default_factory=dict)
-    maxconn: int = 0
+    #: builds for the new config; the runtime adopts it at the commit
+    builder: Builder | None = None
 
     def discard(self) -> None:
         for listener in self.opened:
@@ -133,13 +140,10 @@ class _Prepared:
 def apply_config(runtime: Runtime, new: Config) -> ReloadReport:
     """Apply ``new`` to ``runtime`` in place; :class:`ReloadError` leaves it unchanged."""
     prepared = _Prepared()
-    known = set(runtime.servers)
     try:
         _prepare(runtime, new, prepared)
     except BaseException as e:
-        prepared.discard()
-        for key in set(runtime.servers) - known:  # a new backend built halfway
-            del runtime.servers[key]
+        prepared.discard()  # the running objects were not touched
         if isinstance(e, (OSError, ValueError, ServerStateError)):
             raise ReloadError(str(e)) from e
         raise
@@ -150,48 +154,31 @@ def _served_frontends(config: Config) -> list[Proxy]:
     return [p for p in config.frontends if not p.serves_stats_page]
 
 
-@contextlib.contextmanager
-def _building_for(runtime: Runtime, new: Config, maxconn: int) -> Iterator[None]:
-    """Let the runtime's builders (which read ``runtime.config`` and ``maxconn``) build
-    for ``new`` without committing to it."""
-    saved = runtime.config, runtime.maxconn
-    runtime.config, runtime.maxconn = new, maxconn
-    try:
-        yield
-    finally:
-        runtime.config, runtime.maxconn = saved
-
-
 def _prepare(runtime: Runtime, new: Config, prepared: _Prepared) -> None:
-    from proxy.runtime import default_maxconn
-
     nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    prepared.maxconn = new.global_.maxconn or default_maxconn(nofile)
-    with _building_for(runtime, new, prepared.maxconn):
-        _prepare_backends(runtime, new, prepared)
-        for proxy in _served_frontends(new):
-            prepared.frontends[proxy.name] = runtime._build_frontend(proxy)
+    maxconn = new.global_.maxconn or default_maxconn(nofile)
+    builder = prepared.builder = runtime.builder.but_for(new, maxconn)
+    _prepare_backends(runtime, builder, new, prepared)
+    for proxy in _served_frontends(new):
+        prepared.frontends[proxy.name] = builder.frontend(proxy)
     _prepare_listeners(runtime, new, prepared)
 
 
-def _prepare_backends(runtime: Runtime, new: Config, prepared: _Prepared) -> None:
+def _prepare_backends(runtime: Runtime, builder: Builder, new: Config, prepared: _Prepared) -> None:
     for proxy in new.backends:
         if proxy.name not in runtime.backends:
-            before = set(runtime.servers)
-            be = runtime._build_backend(proxy)
-            for skey in set(runtime.servers) - before:
-                prepared.new_servers[skey] = runtime.servers[skey]
+            be = builder.backend(proxy)
             prepared.new_backends[proxy.name] = be
-            prepared.dialers[proxy.name] = runtime._dialer_for(be)
+            prepared.dialers[proxy.name] = builder.dialer_for(be)
             continue
         running = runtime.backends[proxy.name]
         for index, s in enumerate(proxy.servers, start=1):
             skey = (proxy.name, s.name)
-            prepared.addresses[skey] = (runtime.address(s.host), s.port, s.port_offset)
+            prepared.addresses[skey] = (builder.address(s.host), s.port, s.port_offset)
             if running.pool.server(s.name) is None:
-                prepared.new_servers[skey] = runtime._new_server(proxy, s, index)
-        probe = runtime._backend_runtime(proxy, running.pool)
-        prepared.dialers[proxy.name] = runtime._dialer_for(probe)
+                prepared.new_servers[skey] = builder.new_server(proxy, s, index)
+        probe = builder.backend_runtime(proxy, running.pool)
+        prepared.dialers[proxy.name] = builder.dialer_for(probe)
 
 
 def _prepare_listeners(runtime: Runtime, new: Config, prepared: _Prepared) -> None:
@@ -224,14 +211,11 @@ def _refuse(sock: socket.socket, peer: tuple[str, int], local: tuple[str, int]) 
 def _commit(runtime: Runtime, new: Config, prepared: _Prepared) -> ReloadReport:
     report = ReloadReport()
     old = runtime.config
-    runtime.config = new
-    runtime.maxconn = prepared.maxconn
-    runtime.loop.set_bufsize(new.global_.tune_bufsize or DEFAULT_BUFSIZE)
+    assert prepared.builder is not None
+    runtime.adopt(new, prepared.builder)
     _commit_backends(runtime, old, new, prepared, report)
     _commit_frontends(runtime, new, prepared, report)
-    runtime.full = runtime.actconn >= runtime.maxconn
-    for fe in runtime.frontends.values():
-        runtime._apply_pause(fe, force=True)
+    runtime.refresh_pauses()
     log.info("reload applied: {summary}", summary=report.summary())
     return report
 
@@ -243,18 +227,13 @@ def _commit_backends(
     new_names = {p.name for p in new.backends}
     for name in list(runtime.backends):
         if name not in new_names:
-            be = runtime.backends.pop(name)
-            for s in be.pool.servers:
-                runtime.servers.pop((name, s.name), None)
-                runtime.dynamic.pop((name, s.name), None)
-            be.pool.close()  # queued clients fail; established sessions finish
-            runtime.drain(be=be)
+            runtime.remove_backend(name)  # queued clients fail; established sessions finish
             report.backends_removed.append(name)
     for proxy in new.backends:
         if proxy.name in prepared.new_backends:
             be = prepared.new_backends[proxy.name]
             be.dialer = prepared.dialers[proxy.name]
-            runtime.backends[proxy.name] = be
+            runtime.add_backend(be)
             report.backends_added.append(proxy.name)
             report.servers_added.extend(f"{proxy.name}/{s.name}" for s in be.pool.servers)
             continue
@@ -266,22 +245,18 @@ def _update_backend(
 ) -> None:
     be = runtime.backends[proxy.name]
     pool = be.pool
-    fresh = runtime._backend_runtime(proxy, pool)
+    assert prepared.builder is not None
+    fresh = prepared.builder.backend_runtime(proxy, pool)
     for f in dataclasses.fields(fresh):
         if f.name not in _BACKEND_STATE:
             setattr(be, f.name, getattr(fresh, f.name))
     be.dialer = prepared.dialers[proxy.name]  # connections in flight keep their own
-    from proxy.runtime import _option_redispatch, _timeout_queue
-
-    pool.redispatch = _option_redispatch(proxy)[0]
-    pool.timeout_queue = _timeout_queue(proxy) or None
+    pool.redispatch = option_redispatch(proxy)[0]
+    pool.timeout_queue = timeout_queue(proxy) or None
     new_names = {s.name for s in proxy.servers}
     for server in list(pool.servers):
         if server.name not in new_names:
-            pool.remove_server(server.name)
-            runtime.servers.pop((proxy.name, server.name), None)
-            runtime.dynamic.pop((proxy.name, server.name), None)  # gone, as in HAProxy
-            runtime.drain(server=server)
+            runtime.remove_file_server(proxy.name, server.name)  # a dynamic one too
             report.servers_removed.append(f"{proxy.name}/{server.name}")
     old_models = {s.name: s for s in old.servers}
     rebuild = False
@@ -289,14 +264,13 @@ def _update_backend(
         key = (proxy.name, s.name)
         added = prepared.new_servers.get(key)
         if added is not None:
-            pool.add_server(added)
-            runtime.servers[key] = added
+            runtime.add_file_server(proxy.name, added)
             report.servers_added.append(f"{proxy.name}/{s.name}")
             continue
         current = pool.server(s.name)
         assert current is not None
         # a server added with ``add server`` that the file now has too becomes the file's
-        before = old_models.get(s.name) or runtime.dynamic.pop(key)
+        before = old_models.get(s.name) or runtime.file_takes_over(key)
         changed, needs_rebuild = _update_server(
             current, old.server_params(before), proxy.server_params(s), prepared.addresses[key]
         )
@@ -369,9 +343,7 @@ def _commit_frontends(
                 listener.close()
                 report.listeners_closed.append(_key_text(listener.key))
         if name not in served:
-            fe.listeners = []  # its sessions finish; it accepts nothing more
-            del runtime.frontends[name]
-            runtime.drain(frontend=name)
+            runtime.remove_frontend(name)  # its sessions finish; it accepts nothing more
             report.frontends_removed.append(name)
     opened = {id(listener) for listener in prepared.opened}
     for name in served:
@@ -379,14 +351,14 @@ def _commit_frontends(
         running = runtime.frontends.get(name)
         if running is None:
             fe = fresh
-            runtime.frontends[name] = fe
+            runtime.add_frontend(fe)
             report.frontends_added.append(name)
         else:
             fe = running
             _update_frontend(fe, fresh)
         fe.listeners = prepared.listeners[name]
         for listener in fe.listeners:
-            listener.rebind(runtime._acceptor(fe), fe.keepalive)
+            listener.rebind(runtime.acceptor(fe), fe.keepalive)
             text = _key_text(listener.key)
             (report.listeners_opened if id(listener) in opened else report.listeners_kept).append(
                 text

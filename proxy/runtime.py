@@ -5,47 +5,40 @@
 one pool per backend, the frontends with their listeners, the pump loop and the
 process-wide connection count.
 
-Reload: servers are kept in ``servers`` keyed by ``(backend, name)`` and
-frontends by name, so :meth:`Runtime.apply` (:mod:`proxy.reload`) diffs a new
-config against the running one and keeps the unchanged ones with their state;
-sessions hold their own backend object, so an established connection never
-depends on the config that replaced its own.
+The objects are made by a :class:`proxy.build.Builder` for the running config.
+Reload: servers are kept in ``servers`` keyed by ``(backend, name)`` and frontends by
+name, so :meth:`Runtime.apply` (:mod:`proxy.reload`) diffs a new config against the
+running one, prepares what it needs with a builder of its own, and commits through
+the runtime's public methods (``adopt``, ``add_backend``, ``remove_file_server``, ...),
+keeping the unchanged objects with their state (imports run one way: runtime ->
+reload -> build). Sessions hold their own backend object, so an established
+connection never depends on the config that replaced its own.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import resource
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
 from twisted.logger import Logger
 
-from haconfig.model import Bind, Config, Proxy
+from haconfig.model import Bind, Config
 from haconfig.model import Server as ServerModel
 from proxy._reactor import Reactor
-from proxy.connect import BackendRuntime, ClientSession, Dialer, SocketDialer
+from proxy.build import Builder, FrontendRuntime, default_maxconn, resolve_host
+from proxy.connect import BackendRuntime, ClientSession, Dialer
 from proxy.frontend import Listener, open_listening_socket
 from proxy.pump import DEFAULT_BUFSIZE, PumpLoop, PumpTimeouts, Session
-from proxy.routing import ConnInfo, Router
+from proxy.reload import ReloadReport, apply_config
+from proxy.routing import ConnInfo
 from proxy.server import Server
-from proxy.tcplog import Logger as TcpLogger
-from proxy.tcplog import effective_targets, format_connect
-from proxy.tls import FrontendTLS, tls_dialer
-
-if TYPE_CHECKING:
-    from proxy.pool import BackendPool
-    from proxy.reload import ReloadReport
+from proxy.tcplog import format_connect
 
 log = Logger()
-
-#: Descriptors HAProxy keeps aside before deriving maxconn from ``ulimit -n``
-#: (measured: ulimit 20000 gives ``Maxconn: 9984``, spec 1.2).
-RESERVED_FDS = 32
 
 
 def raise_nofile_limit() -> int:
@@ -58,83 +51,6 @@ def raise_nofile_limit() -> int:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
             soft = hard
     return soft
-
-
-def default_maxconn(nofile: int) -> int:
-    """HAProxy's global maxconn when none is set: each connection needs two descriptors."""
-    return max(1, (nofile - RESERVED_FDS) // 2)
-
-
-def resolve_host(host: str) -> str:
-    """An IP address for ``host`` (HAProxy resolves server names once, at start). A
-    config from the parser carries its names resolved already (``Config.addresses``,
-    see :meth:`Runtime.address`); this is for models built in code."""
-    if not host:
-        return host
-    try:
-        ipaddress.ip_address(host)
-        return host
-    except ValueError:
-        pass
-    try:
-        return str(socket.getaddrinfo(host, None, socket.AF_INET, socket.SOCK_STREAM)[0][4][0])
-    except OSError as e:
-        raise ValueError(f"could not resolve address '{host}'") from e
-
-
-@dataclass
-class FrontendRuntime:
-    """A ``frontend`` or ``listen`` section at run time."""
-
-    name: str
-    proxy: Proxy
-    router: Router
-    maxconn: int
-    logger: TcpLogger | None
-    tcplog: bool
-    dontlognull: bool
-    keepalive: bool
-    feconn: int = 0
-    max_conn: int = 0  # highest feconn seen (smax)
-    cum_conn: int = 0
-    bytes_in: int = 0
-    bytes_out: int = 0
-    listeners: list[Listener] = field(default_factory=list)
-    #: At maxconn: listeners paused, clients wait in the backlog. The frontend stays
-    #: OPEN in the stats, as in HAProxy 2.6 (spec 1.12).
-    full: bool = False
-    #: ``bind ... ssl``: handshakes before sessions (proxy.tls); None without TLS binds.
-    tls: FrontendTLS | None = None
-    #: (counters, done) handed to every session of this frontend, made once
-    callbacks: Any = field(default=None, repr=False, compare=False)
-
-    @property
-    def timeout_client(self) -> int | None:
-        return self.proxy.timeouts.client
-
-    @property
-    def timeout_client_fin(self) -> int | None:
-        return self.proxy.timeouts.client_fin
-
-
-def _timeout_queue(proxy: Proxy) -> float | None:
-    """``timeout queue`` in seconds (``timeout connect`` when unset), None for none."""
-    t = proxy.timeouts
-    queue_ms = t.queue if t.queue is not None else t.connect
-    return queue_ms / 1000.0 if queue_ms else None
-
-
-def _option_redispatch(proxy: Proxy) -> tuple[bool, int]:
-    opt = proxy.option("redispatch")
-    if opt is None or not opt.enabled:
-        return False, -1
-    if opt.args:
-        try:
-            interval = int(opt.args[0])
-        except ValueError:
-            interval = -1
-        return interval != 0, interval
-    return True, -1
 
 
 class DynamicServerError(Exception):
@@ -169,77 +85,95 @@ class Runtime:
         self.frontends: dict[str, FrontendRuntime] = {}
         self.sessions: set[ClientSession] = set()
         self.full = False
-        self._log_kwargs: dict[str, Any] = {"tag": log_tag}
+        log_kwargs: dict[str, Any] = {"tag": log_tag}
         if stream_for is not None:
-            self._log_kwargs["stream_for"] = stream_for
-        self._make_dialer = dialer or self._socket_dialer
+            log_kwargs["stream_for"] = stream_for
+        #: builds for the running config; a reload commits the one it built with
+        self.builder = Builder(
+            config,
+            reactor,
+            self.loop,
+            maxconn=self.maxconn,
+            dialer=dialer,
+            log_kwargs=log_kwargs,
+            wall=self._wall,
+        )
         #: hard-stop-after timers of sessions left on removed backends/servers (reload)
         self._hard_stops: set[Any] = set()
         for proxy in config.backends:
-            be = self._build_backend(proxy)
-            be.dialer = self._make_dialer(be)
-            self.backends[proxy.name] = be
+            be = self.builder.backend(proxy)
+            be.dialer = self.builder.dialer_for(be)
+            self.add_backend(be)
         for proxy in config.frontends:
             if proxy.serves_stats_page:
                 continue  # the HTTP stats service (proxy.stats) owns these binds
-            self.frontends[proxy.name] = self._build_frontend(proxy)
-
-    # --- building -------------------------------------------------------------------
+            self.frontends[proxy.name] = self.builder.frontend(proxy)
 
     def address(self, host: str) -> str:
-        """The IP address of a server ``host`` under the config being built or run: as
-        the parser resolved it, or looked up now for a model built in code."""
-        known = self.config.addresses.get(host)
-        if known is None:
-            return resolve_host(host)
-        if not known:
-            raise ValueError(f"could not resolve address '{host}'")
-        return known
+        """The IP address of a server ``host`` under the running config."""
+        return self.builder.address(host)
 
-    def _dialer_for(self, be: BackendRuntime) -> Dialer:
-        return self._make_dialer(be)
+    # --- what a reload applies (proxy.reload computes it, the runtime applies it) ---
 
-    def _socket_dialer(self, be: BackendRuntime) -> Dialer:
-        plain = SocketDialer(self.loop, self.reactor, keepalive=be.tcpka)
-        proxy = self.config.backend(be.name)
-        if proxy is None:
-            return plain
-        # ``server ... ssl``: re-encryption (proxy.tls); plain TCP for the others.
-        return tls_dialer(proxy, plain, self.loop, self.reactor, self.address)
+    def add_backend(self, be: BackendRuntime) -> None:
+        """A built backend joins, with its servers."""
+        self.backends[be.name] = be
+        for server in be.pool.servers:
+            self.servers[(be.name, server.name)] = server
 
-    def _new_server(self, proxy: Proxy, s: ServerModel, index: int) -> Server:
-        """A :class:`Server` for the ``index``-th (from 1) ``server`` line of ``proxy``."""
-        p = proxy.server_params(s)
-        return self._server(proxy.name, s, p, p.id or index, self.address(s.host))
+    def remove_backend(self, name: str) -> BackendRuntime:
+        """Backend ``name`` leaves: its queued clients fail, its established sessions
+        finish (bounded by ``hard-stop-after``)."""
+        be = self.backends.pop(name)
+        for s in be.pool.servers:
+            self.servers.pop((name, s.name), None)
+            self.dynamic.pop((name, s.name), None)
+        be.pool.close()
+        self.drain(be=be)
+        return be
 
-    def _server(
-        self,
-        backend: str,
-        s: ServerModel,
-        p: Any,
-        puid: int,
-        host: str,
-        *,
-        dynamic: bool = False,
-    ) -> Server:
-        """A :class:`Server` from a ``server`` line ``s`` with the parameters ``p`` that
-        apply to it (``default-server`` laid under them for a line of the file)."""
-        return Server(
-            s.name,
-            clock=self.reactor,  # type: ignore[arg-type]
-            backend=backend,
-            puid=puid,
-            host=host,
-            port=s.port,
-            port_offset=s.port_offset,
-            weight=1 if p.weight is None else p.weight,
-            maxconn=p.maxconn or 0,
-            maxqueue=p.maxqueue or 0,
-            backup=bool(p.backup),
-            disabled=bool(p.disabled) and not dynamic,
-            slowstart=(p.slowstart or 0) / 1000.0,
-            dynamic=dynamic,
-        )
+    def add_file_server(self, backend: str, server: Server) -> None:
+        """A reload added ``server`` (a line of the file) to ``backend``."""
+        self.backends[backend].pool.add_server(server)
+        self.servers[(backend, server.name)] = server
+
+    def remove_file_server(self, backend: str, name: str) -> Server:
+        """A reload removed ``backend``'s server ``name``: its queue is dispatched again,
+        its established sessions finish."""
+        server = self.backends[backend].pool.remove_server(name)
+        self.servers.pop((backend, name), None)
+        self.dynamic.pop((backend, name), None)  # gone, as in HAProxy
+        self.drain(server=server)
+        return server
+
+    def file_takes_over(self, key: tuple[str, str]) -> ServerModel:
+        """A server added with ``add server`` is now in the file too: it becomes the
+        file's (the reload drops its runtime model); the model it was added with."""
+        return self.dynamic.pop(key)
+
+    def add_frontend(self, fe: FrontendRuntime) -> None:
+        self.frontends[fe.name] = fe
+
+    def remove_frontend(self, name: str) -> None:
+        """Frontend ``name`` leaves: it accepts nothing more, its sessions finish."""
+        fe = self.frontends.pop(name)
+        fe.listeners = []
+        self.drain(frontend=name)
+
+    def adopt(self, config: Config, builder: Builder) -> None:
+        """A reload commits: ``config`` is the running one, built by ``builder``."""
+        self.config = config
+        self.builder = builder
+        self.maxconn = builder.maxconn
+        self.loop.set_bufsize(config.global_.tune_bufsize or DEFAULT_BUFSIZE)
+
+    def refresh_pauses(self) -> None:
+        """Listeners paused or resumed for the limits now in force (after a reload)."""
+        self.full = self.actconn >= self.maxconn
+        for fe in self.frontends.values():
+            self._apply_pause(fe, force=True)
+
+    # --- building -------------------------------------------------------------------
 
     def add_server(self, backend: str, model: ServerModel) -> Server:
         """``add server``: a new server in backend ``backend``, in forced maintenance and
@@ -272,7 +206,7 @@ class Runtime:
             host = resolve_host(model.host) if model.host else ""
         except ValueError as e:
             raise DynamicServerError(f"{e}.") from None
-        server = self._server(backend, model, p, puid, host, dynamic=True)
+        server = self.builder.server(backend, model, p, puid, host, dynamic=True)
         be.pool.add_server(server)
         self.servers[(backend, model.name)] = server
         self.dynamic[(backend, model.name)] = model
@@ -298,65 +232,6 @@ class Runtime:
         self.dynamic.pop((backend, name), None)
         return server
 
-    def _build_backend(self, proxy: Proxy) -> BackendRuntime:
-        from proxy.pool import BackendPool
-
-        servers: list[Server] = []
-        for index, s in enumerate(proxy.servers, start=1):
-            server = self._new_server(proxy, s, index)
-            self.servers[(proxy.name, s.name)] = server
-            servers.append(server)
-        redispatch, _ = _option_redispatch(proxy)
-        pool = BackendPool(
-            proxy.name,
-            servers,
-            proxy.algorithm,
-            hash_type=proxy.hash_type[0] if proxy.hash_type else "map-based",
-            allbackups=proxy.has_option("allbackups"),
-            redispatch=redispatch,
-            timeout_queue=_timeout_queue(proxy),
-            clock=self.reactor,  # type: ignore[arg-type]
-        )
-        return self._backend_runtime(proxy, pool)
-
-    def _backend_runtime(self, proxy: Proxy, pool: BackendPool) -> BackendRuntime:
-        """The connection settings of backend ``proxy`` around ``pool``."""
-        redispatch, interval = _option_redispatch(proxy)
-        t = proxy.timeouts
-        return BackendRuntime(
-            name=proxy.name,
-            pool=pool,
-            algorithm=proxy.algorithm,
-            retries=proxy.effective_retries,
-            redispatch=redispatch,
-            redispatch_interval=interval,
-            timeout_connect=t.connect / 1000.0 if t.connect else None,
-            timeout_server=t.server,
-            timeout_tunnel=t.tunnel,
-            timeout_server_fin=t.server_fin,
-            tcpka=proxy.has_option("tcpka") or proxy.has_option("srvtcpka"),
-        )
-
-    def _build_frontend(self, proxy: Proxy) -> FrontendRuntime:
-        logger: TcpLogger | None = None
-        if not proxy.no_log:
-            targets = effective_targets(proxy.logs, self.config.global_.logs)
-            if targets:
-                logger = TcpLogger(targets, **self._log_kwargs)
-        return FrontendRuntime(
-            name=proxy.name,
-            proxy=proxy,
-            router=Router(proxy),
-            maxconn=proxy.maxconn or self.maxconn,
-            logger=logger,
-            tcplog=proxy.has_option("tcplog"),
-            dontlognull=proxy.has_option("dontlognull"),
-            keepalive=proxy.has_option("tcpka") or proxy.has_option("clitcpka"),
-            tls=FrontendTLS.build(
-                proxy, self.loop, self.reactor, log=logger.info if logger else None, wall=self._wall
-            ),
-        )
-
     # --- running --------------------------------------------------------------------
 
     def start(self) -> None:
@@ -380,7 +255,7 @@ class Runtime:
         """A paused listener for one port of one ``bind`` line of ``fe``."""
         sock = open_listening_socket(bind.listen_host, port, bind.backlog or fe.proxy.backlog)
         # watched by the pump's epoll: accepts and bytes share one dispatch
-        listener = Listener(self.loop, sock, self._acceptor(fe), clock=self.reactor)
+        listener = Listener(self.loop, sock, self.acceptor(fe), clock=self.reactor)
         listener.keepalive = fe.keepalive
         listener.key = (bind.listen_host, port)
         return listener
@@ -390,8 +265,6 @@ class Runtime:
         (:func:`proxy.reload.apply_config`); raises ``ReloadError`` and changes
         nothing when the new config cannot be applied (a port that cannot be bound,
         a server name that does not resolve)."""
-        from proxy.reload import apply_config
-
         return apply_config(self, config)
 
     def stop(self) -> None:
@@ -411,7 +284,7 @@ class Runtime:
                 call.cancel()
         self._hard_stops.clear()
 
-    def _acceptor(
+    def acceptor(
         self, fe: FrontendRuntime
     ) -> Callable[[socket.socket, tuple[str, int], tuple[str, int]], None]:
         def accept(sock: socket.socket, peer: tuple[str, int], local: tuple[str, int]) -> None:

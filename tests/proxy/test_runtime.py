@@ -9,8 +9,9 @@ from twisted.internet.defer import Deferred
 from twisted.internet.testing import MemoryReactorClock
 
 from haconfig.model import Bind, Config, Global, Proxy, SectionKind, Server, Timeouts
+from proxy.build import FrontendRuntime, default_maxconn
 from proxy.connect import BackendRuntime
-from proxy.runtime import FrontendRuntime, Runtime, default_maxconn
+from proxy.runtime import Runtime
 
 
 class HoldingDialer:
