@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from proxy.balance._base import Algorithm
 from proxy.server import Server
 
 
@@ -49,3 +50,33 @@ def build_map(servers: Sequence[Server], gcd: int) -> list[Server]:
         table.append(servers[best])
         score[best] -= total
     return table
+
+
+class MapAlgorithm(Algorithm):
+    """An algorithm over the server map (``static-rr``, ``source`` map-based): the map
+    covers the active servers, else the first backup (all of them with
+    ``allbackups``), and every change of the usable set or a weight rebuilds it."""
+
+    def __init__(self, servers: Sequence[Server], *, allbackups: bool = False) -> None:
+        super().__init__(servers, allbackups=allbackups)
+        self._gcd = weight_gcd(self.servers)
+        self._map: list[Server] = []
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        if self.active_count:
+            members = self.group(False)
+        elif self.first_backup is not None:
+            members = [self.first_backup]
+        else:
+            members = self.group(True)
+        self._map = build_map(members, self._gcd)
+
+    def _up(self, s: Server) -> None:
+        self._rebuild()
+
+    def _down(self, s: Server) -> None:
+        self._rebuild()
+
+    def _reweight(self, s: Server, old_eweight: int) -> None:
+        self._rebuild()

@@ -35,7 +35,7 @@ import ipaddress
 from collections.abc import Sequence
 
 from proxy.balance._base import Algorithm, split_hash_type
-from proxy.balance._map import build_map, weight_gcd
+from proxy.balance._map import MapAlgorithm
 from proxy.server import Server
 
 _MASK = 0xFFFFFFFF
@@ -75,7 +75,7 @@ def mixed_source_hash(client_ip: str) -> int:
     return full_hash(source_hash(client_ip))
 
 
-class SourceMap(Algorithm):
+class SourceMap(MapAlgorithm):
     """``hash-type map-based``: ``map[h mod T]``."""
 
     name = "source"
@@ -85,20 +85,8 @@ class SourceMap(Algorithm):
     def __init__(
         self, servers: Sequence[Server], *, allbackups: bool = False, avalanche: bool = False
     ) -> None:
-        super().__init__(servers, allbackups=allbackups)
         self.avalanche = avalanche
-        self._gcd = weight_gcd(self.servers)
-        self._map: list[Server] = []
-        self._rebuild()
-
-    def _rebuild(self) -> None:
-        if self.active_count:
-            members = self.group(False)
-        elif self.first_backup is not None:
-            members = [self.first_backup]
-        else:
-            members = self.group(True)
-        self._map = build_map(members, self._gcd)
+        super().__init__(servers, allbackups=allbackups)
 
     def _pick(self, backup: bool, client_ip: str, avoid: Server | None) -> Server | None:
         if not self._map:
@@ -107,15 +95,6 @@ class SourceMap(Algorithm):
             return self._map[0]  # HAProxy does not even hash with one server left
         h = mixed_source_hash(client_ip) if self.avalanche else source_hash(client_ip)
         return self._map[h % len(self._map)]
-
-    def _up(self, s: Server) -> None:
-        self._rebuild()
-
-    def _down(self, s: Server) -> None:
-        self._rebuild()
-
-    def _reweight(self, s: Server, old_eweight: int) -> None:
-        self._rebuild()
 
 
 class SourceConsistent(Algorithm):

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from proxy.balance._base import Algorithm
-from proxy.balance._map import build_map, weight_gcd
+from proxy.balance._map import MapAlgorithm
 from proxy.server import Server
 
 
-class StaticRR(Algorithm):
+class StaticRR(MapAlgorithm):
     """Round-robin through the weight map."""
 
     name = "static-rr"
@@ -26,20 +25,8 @@ class StaticRR(Algorithm):
     def __init__(
         self, servers: Sequence[Server], *, allbackups: bool = False, hash_type: str = ""
     ) -> None:
-        super().__init__(servers, allbackups=allbackups)
-        self._gcd = weight_gcd(self.servers)
-        self._map: list[Server] = []
         self._index = 0
-        self._rebuild()
-
-    def _rebuild(self) -> None:
-        if self.active_count:
-            members = self.group(False)
-        elif self.first_backup is not None:
-            members = [self.first_backup]
-        else:
-            members = self.group(True)
-        self._map = build_map(members, self._gcd)
+        super().__init__(servers, allbackups=allbackups)
 
     def _pick(self, backup: bool, client_ip: str, avoid: Server | None) -> Server | None:
         table = self._map
@@ -66,12 +53,3 @@ class StaticRR(Algorithm):
         if avoided is not None:
             self._index = avoided_idx
         return avoided
-
-    def _up(self, s: Server) -> None:
-        self._rebuild()
-
-    def _down(self, s: Server) -> None:
-        self._rebuild()
-
-    def _reweight(self, s: Server, old_eweight: int) -> None:
-        self._rebuild()
