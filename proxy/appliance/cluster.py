@@ -496,14 +496,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             spawn(d, run)
         save(run, daemons, args.port, pair)
         for d in group:
-            if d.kind == "impala-lb":
-                ok = wait_listening(d, d.host, args.port, deadline) and (
-                    d.name == HAPROXY_NAME or wait_listening(d, agent_host(d), AGENT_PORT, deadline)
-                )
-            elif d.kind == "agent":
-                ok = wait_listening(d, args.bind, AGENT_PORT, deadline)
-            else:
-                ok = wait_healthy(d, deadline)
+            ok = _wait_ready(d, args.port, deadline)
             if not ok:
                 print(f"{d.name} did not come up; see {run / 'logs' / (d.name + '.out')}")
                 _stop_all(daemons, pair)
@@ -548,6 +541,18 @@ impala-lb: a local Impala cluster is up ({run})
             flush=True,
         )
     return 0
+
+
+def _wait_ready(d: Daemon, port: int, deadline: float) -> bool:
+    """Until ``d`` serves: a balancer listens on its port (and its Impala agent on its
+    own), the agent beside HAProxy on its port, an Impala daemon answers /healthz."""
+    if d.kind == "impala-lb":
+        return wait_listening(d, d.host, port, deadline) and (
+            d.name == HAPROXY_NAME or wait_listening(d, agent_host(d), AGENT_PORT, deadline)
+        )
+    if d.kind == "agent":
+        return wait_listening(d, d.host, AGENT_PORT, deadline)
+    return wait_healthy(d, deadline)
 
 
 def _start_keepalived(
@@ -801,7 +806,7 @@ def cmd_start(args: argparse.Namespace) -> int:
         return 1
     spawn(d, run)
     save(run, daemons, port)
-    ok = wait_healthy(d, time.monotonic() + args.timeout)
+    ok = _wait_ready(d, port, time.monotonic() + args.timeout)
     print(f"started {d.name} (pid {d.pid})" if ok else f"{d.name} did not become healthy")
     return 0 if ok else 1
 

@@ -4,7 +4,8 @@ behind two impala-lb + keepalived pairs and one virtual IP.
 The appliance's own commands do everything (up, status, kill, start, stop); the test
 runs impyla from the client namespace through the address, checks that ``status``
 names the balancer holding it, that killing that balancer's impala-lb moves it and
-queries go on, and that ``stop`` removes every namespace (in a finally, so a failing
+queries go on, that a rolling restart drains on both balancers, and that ``stop``
+removes every namespace (in a finally, so a failing
 test leaves nothing behind either)."""
 
 from __future__ import annotations
@@ -70,7 +71,16 @@ def run(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_cluster_up_lb_pair_serves_through_the_address_and_moves_it(run: Path) -> None:
-    up = _cli(run, "up", "--lb-pair", "--impalads", "1", "--timeout", "150")
+    up = _cli(
+        run,
+        "up",
+        "--lb-pair",
+        "--impalads",
+        "1",
+        "--timeout",
+        "150",
+        "--impalad-flag=--shutdown_grace_period_s=2",  # Impala's 120 s would slow the restart
+    )
     assert up.returncode == 0, up.stdout + up.stderr
     assert f"ip netns exec {cluster_pair.CLIENT_NS} " in up.stdout
     assert f"-i {VIP}:5000" in up.stdout
@@ -96,6 +106,13 @@ def test_cluster_up_lb_pair_serves_through_the_address_and_moves_it(run: Path) -
     started = _cli(run, "start", "impala-lb-1")
     assert started.returncode == 0, started.stdout + started.stderr
     assert _query() == [(1,)]
+
+    # a rolling restart drains the coordinator on both balancers' controllers first
+    restarted = _cli(run, "restart", "impalad-1", "--timeout", "120")
+    assert restarted.returncode == 0, restarted.stdout + restarted.stderr
+    assert "impalad-1: drained" in restarted.stdout
+    assert "restarted" in restarted.stdout and "taking clients" in restarted.stdout
+    wait_for("a query after the restart", _answers, timeout=30)
 
 
 def test_cluster_up_lb_pair_refuses_haproxy_with_the_reason(tmp_path: Path) -> None:
