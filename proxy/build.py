@@ -130,6 +130,8 @@ class Builder:
         self.reactor = reactor
         self.loop = loop
         self.maxconn = maxconn
+        #: a dialer factory given by the caller (tests), kept by :meth:`but_for`
+        self.injected_dialer = dialer
         self.make_dialer = dialer or self.socket_dialer
         self.log_kwargs = dict(log_kwargs or {})
         self.wall = wall
@@ -141,11 +143,10 @@ class Builder:
             self.reactor,
             self.loop,
             maxconn=maxconn,
+            dialer=self.injected_dialer,
             log_kwargs=self.log_kwargs,
             wall=self.wall,
         )
-        if self.make_dialer != self.socket_dialer:
-            other.make_dialer = self.make_dialer  # injected (tests): kept
         return other
 
     def address(self, host: str) -> str:

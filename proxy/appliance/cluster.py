@@ -208,9 +208,9 @@ def write_flagfiles(run: Path, daemons: Iterable[Daemon], net: str) -> None:
 
 
 def description(daemons: Iterable[Daemon], *, port: int, bind: str, run: Path) -> dict[str, Any]:
-    # (--lb-pair adds [lb_pair] and moves the agent to each balancer's loopback:
-    # cluster_pair.write_configs)
-    """The cluster description (see docs/cluster-toml.md) the balancer config is rendered from."""
+    """The cluster description (see docs/cluster-toml.md) the balancer config is rendered from
+    (``--lb-pair`` adds ``[lb_pair]`` and moves the agent to each balancer's loopback:
+    :func:`cluster_pair.write_configs`)."""
     ds = list(daemons)
     desc: dict[str, Any] = {
         "cluster": {"name": "impala-lb local cluster", "bind": bind},
@@ -261,7 +261,7 @@ def save(
     run: Path, daemons: Sequence[Daemon], port: int, pair: dict[str, Any] | None = None
 ) -> None:
     """The state; ``pair`` (``--lb-pair``: namespaces, VIP) is kept from the last save
-    when not given."""
+    when not given (``{}``: there is none)."""
     if pair is None:
         pair = load_pair(run)
     data: dict[str, Any] = {"port": port, "daemons": [dataclasses.asdict(d) for d in daemons]}
@@ -494,7 +494,9 @@ def cmd_up(args: argparse.Namespace) -> int:
             continue
         for d in group:
             spawn(d, run)
-        save(run, daemons, args.port, pair)
+        # {} when there is no pair: a record an earlier cluster of this directory left
+        # must not be kept (its namespaces are gone, or another pair's now)
+        save(run, daemons, args.port, pair or {})
         for d in group:
             ok = _wait_ready(d, args.port, deadline)
             if not ok:
@@ -622,7 +624,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
     _stop_all(daemons, pair)
     for d in daemons:
         d.pid = None
-    save(run, daemons, port)
+    save(run, daemons, port, {})  # the namespaces are gone: no holder to ask about
     print(f"stopped the cluster in {run}" + (" and removed its namespaces" if pair else ""))
     return 0
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 import signal
 import subprocess
@@ -54,6 +55,11 @@ def remove(namespaces: Iterable[str]) -> None:
                 _ip("netns", "del", ns)
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
 def call(ns: str, fn: Callable[[], T]) -> T:
     """``fn()`` run in network namespace ``ns`` (by a thread that joined it with
     ``setns``: sockets it opens live there); in this one when ``ns`` is empty."""
@@ -64,10 +70,9 @@ def call(ns: str, fn: Callable[[], T]) -> T:
 
     def run() -> None:
         try:
-            libc = ctypes.CDLL(None, use_errno=True)
             fd = os.open(f"/run/netns/{ns}", os.O_RDONLY)
             try:
-                if libc.setns(fd, CLONE_NEWNET) != 0:
+                if _libc().setns(fd, CLONE_NEWNET) != 0:
                     code = ctypes.get_errno()
                     raise OSError(code, f"setns {ns}: {os.strerror(code)}")
             finally:
