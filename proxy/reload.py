@@ -274,7 +274,7 @@ def _update_backend(
         changed, needs_rebuild = _update_server(
             current, old.server_params(before), proxy.server_params(s), prepared.addresses[key]
         )
-        current.puid = proxy.server_params(s).id or index
+        current.set_puid(proxy.server_params(s).id or index)
         rebuild = rebuild or needs_rebuild
         if changed:
             report.servers_changed.append(f"{proxy.name}/{s.name}")
@@ -378,16 +378,9 @@ def _update_frontend(fe: FrontendRuntime, fresh: FrontendRuntime) -> None:
 
 # --- observability (health checks, stats) ---------------------------------------------
 
-#: ServerChecker attributes that are its state (public attributes of proxy.checks).
-_CHECK_STATE = (
-    "health",
-    "enabled",
-    "agent_enabled",
-    "last",
-    "last_agent",
-    "agent_down",
-    "agent_drain",
-)
+#: ServerChecker attributes that are its state (public attributes of proxy.checks);
+#: what the agent said last lives on the Server (``agent_down``, ``agent_drain``).
+_CHECK_STATE = ("health", "enabled", "agent_enabled", "last", "last_agent")
 
 
 def _settings_key(settings: Any) -> Any:
@@ -408,8 +401,10 @@ def carry_check_state(old: Any, new: Any) -> list[str]:
     ``old`` and ``new`` map backend names to ``proxy.checks.CheckService``. A checker
     carries over when it watches the very same Server object with the same check and
     agent settings (a changed ``inter``/``rise``/``fall`` starts afresh, as a new
-    check would). The names carried, as ``backend/server``."""
+    check would, and forgets what the old agent said). The names carried, as
+    ``backend/server``."""
     carried: list[str] = []
+    kept: set[int] = set()
     for backend, service in new.items():
         before = old.get(backend)
         if before is None:
@@ -425,7 +420,12 @@ def carry_check_state(old: Any, new: Any) -> list[str]:
             for attr in _CHECK_STATE:
                 if hasattr(prev, attr):
                     setattr(checker, attr, getattr(prev, attr))
+            kept.add(id(checker.server))
             carried.append(f"{backend}/{checker.server.name}")
+    for service in old.values():
+        for prev in service.checkers:
+            if id(prev.server) not in kept:
+                prev.server.set_agent_flags(down=False, drain=False)
     return carried
 
 

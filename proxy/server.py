@@ -7,7 +7,9 @@ object, and change it through a handful of methods only:
 - :meth:`Server.set_admin` (``ready`` / ``drain`` / ``maint``),
 - :meth:`Server.set_operational` (``up`` / ``down``, what a health check decides),
 - :meth:`Server.set_maxconn`,
+- :meth:`Server.set_agent_flags` (what the agent check said last),
 - what a reload changes in the file's line: :meth:`Server.set_address`,
+  :meth:`Server.set_puid`,
   :meth:`Server.set_configured_weight`, :meth:`Server.set_maxqueue`,
   :meth:`Server.set_slowstart`, :meth:`Server.set_backup`,
 
@@ -248,7 +250,7 @@ class Server:
             raise ServerStateError(f"server {name}: port {port} out of range")
         self.name = name
         self.backend = backend
-        self.puid = puid
+        self._puid = puid
         self.host = host
         self.port = port
         self._port_offset = port_offset
@@ -271,6 +273,8 @@ class Server:
         self._dynamic_weights = True
         self.served = 0
         self._queued = 0
+        self._agent_down = False
+        self._agent_drain = False
         self.counters = ServerCounters(last_change=self._clock.seconds())
         self._down_since: float | None = self._clock.seconds() if self._is_down() else None
         self._listeners: list[Listener] = []
@@ -313,6 +317,22 @@ class Server:
     def queued(self) -> int:
         """The length of this server's own queue (the pool says each change)."""
         return self._queued
+
+    @property
+    def puid(self) -> int:
+        """The server's number in its backend (``sid`` in ``show stat``)."""
+        return self._puid
+
+    @property
+    def agent_down(self) -> bool:
+        """The agent check said ``down`` (or ``fail``, ``stopped``) last: a passing
+        health check does not bring the server UP until the agent says ``up``."""
+        return self._agent_down
+
+    @property
+    def agent_drain(self) -> bool:
+        """The drain in force was the agent's (``show stat`` says ``DRAIN (agent)``)."""
+        return self._agent_drain
 
     @property
     def weight(self) -> int:
@@ -424,6 +444,11 @@ class Server:
         with self._change(f"address {self.host}:{self.port} -> {host}:{port}"):
             self.host, self.port, self._port_offset = host, port, offset
 
+    def set_puid(self, puid: int) -> None:
+        """The server's number in its backend (``id``, or its place in the file), which
+        ``show stat`` reports as ``sid``; a reload renumbers a kept server."""
+        self._puid = puid
+
     def set_configured_weight(self, weight: int) -> None:
         """A reload changed the file's weight: it becomes the initial weight and the
         current one."""
@@ -449,6 +474,17 @@ class Server:
         rebuilt by the caller, as HAProxy re-sorts its server trees."""
         with self._change(f"backup {self._backup} -> {backup}"):
             self._backup = backup
+
+    def set_agent_flags(self, *, down: bool | None = None, drain: bool | None = None) -> None:
+        """Record what the agent check said (:attr:`agent_down`, :attr:`agent_drain`).
+
+        These only annotate the state: the change they cause (DOWN, DRAIN) is made by
+        the checker through :meth:`set_operational` / :meth:`set_admin`, which notify
+        the listeners; the stats read the flags from here."""
+        if down is not None:
+            self._agent_down = down
+        if drain is not None:
+            self._agent_drain = drain
 
     def set_dynamic_weights(self, dynamic: bool) -> None:
         """The pool's algorithm is dynamic (weights change at once) or static."""

@@ -137,8 +137,6 @@ class ServerChecker:
         self.last_agent = CheckResult(CheckStatus.INI)
         self.in_progress = False
         self.agent_in_progress = False
-        self.agent_down = False
-        self.agent_drain = False
         self.kill_sessions: SessionKiller | None = None
         #: a server added at run time that no check has found up yet: it leaves
         #: maintenance DOWN, and the first check (or agent) that says up brings it UP,
@@ -253,7 +251,7 @@ class ServerChecker:
             self._log_check(result)
         if transition is Transition.WENT_DOWN:
             self._mark_down(_describe(result))
-        elif transition is Transition.WENT_UP and not self.agent_down:
+        elif transition is Transition.WENT_UP and not self.server.agent_down:
             self._mark_up(_describe(result))
         return transition
 
@@ -262,7 +260,7 @@ class ServerChecker:
         transition = self.health.force(state != "down")
         if transition is Transition.WENT_DOWN:
             self._mark_down("changed from CLI")
-        elif transition is Transition.WENT_UP and not self.agent_down:
+        elif transition is Transition.WENT_UP and not self.server.agent_down:
             self._mark_up("changed from CLI")
 
     def set_enabled(self, on: bool) -> None:
@@ -272,7 +270,7 @@ class ServerChecker:
         self.enabled = on
         if not on:
             self.health.restart()
-            if self.server.op is OpState.DOWN and not self.agent_down:
+            if self.server.op is OpState.DOWN and not self.server.agent_down:
                 self.server.set_operational("up", "health checks disabled")
 
     def follow_address(
@@ -295,8 +293,8 @@ class ServerChecker:
         if self.agent is None:
             return
         self.agent_enabled = on
-        if not on and self.agent_down:
-            self.agent_down = False
+        if not on and self.server.agent_down:
+            self.server.set_agent_flags(down=False)
             if self.health.up or not self.enabled:
                 self.server.set_operational("up", "agent disabled")
 
@@ -363,14 +361,14 @@ class ServerChecker:
         if reply.maxconn is not None:
             server.set_maxconn(reply.maxconn)
         if reply.admin == "drain":
-            self.agent_drain = True
+            self.server.set_agent_flags(drain=True)
             self._agent_set_maint = False
             server.set_admin("drain")
         elif reply.admin == "maint":
             self._agent_set_maint = True
             server.set_admin("maint")
         elif reply.admin == "ready":
-            self.agent_drain = False
+            self.server.set_agent_flags(drain=False)
             self._agent_set_maint = False
             server.set_admin("ready")
         if reply.health is not None:
@@ -379,16 +377,16 @@ class ServerChecker:
             if reply.health == "up":
                 self.last_agent = CheckResult(CheckStatus.L7OK, via, 0, duration)
                 if self.unproven and server.op is OpState.DOWN and not server.admin.maint:
-                    self.agent_down = False
+                    self.server.set_agent_flags(down=False)
                     self._mark_up(_describe(self.last_agent))
-                elif self.agent_down:
-                    self.agent_down = False
+                elif self.server.agent_down:
+                    self.server.set_agent_flags(down=False)
                     if self.health.up or not self.enabled:
                         self._mark_up(_describe(self.last_agent))
             else:
                 self.last_agent = CheckResult(CheckStatus.L7STS, via, 0, duration)
-                if not self.agent_down:
-                    self.agent_down = True
+                if not self.server.agent_down:
+                    self.server.set_agent_flags(down=True)
                     if server.op is not OpState.DOWN:
                         self._mark_down(_describe(self.last_agent))
         else:
@@ -407,12 +405,12 @@ class ServerChecker:
             self.agent_enabled and self.agent is not None
         )
         if leaving_maint and self.unproven and checked:
-            self.agent_down = False  # DOWN until a check or the agent says up
+            self.server.set_agent_flags(down=False)  # DOWN until a check or the agent says up
         elif leaving_maint:
             # leaving maintenance: UP at health == rise, the next check decides (spec 2.4)
             self.unproven = False
             self.health.restart()
-            self.agent_down = False
+            self.server.set_agent_flags(down=False)
             if server.op is OpState.DOWN:
                 self._quiet += 1
                 try:
@@ -420,7 +418,7 @@ class ServerChecker:
                 finally:
                     self._quiet -= 1
         if not server.admin.drain:
-            self.agent_drain = False
+            self.server.set_agent_flags(drain=False)
         if entering_maint and change.old_op is not OpState.DOWN:
             server.counters.chkdown += 1  # HAProxy counts going to maintenance as a DOWN
         if change.was_usable and not any(s.usable for s in self.pool.servers):
@@ -540,7 +538,7 @@ class ServerChecker:
         server = self.server
         if server.admin.maint:
             return "MAINT"
-        if self.agent_down and self.agent_enabled:
+        if self.server.agent_down and self.agent_enabled:
             return "DOWN (agent)"
         if self.settings is None or not self.enabled:
             if server.op is OpState.DOWN:
@@ -552,7 +550,7 @@ class ServerChecker:
         if server.admin.drain:
             # HAProxy 2.6 tags any drain "(agent)" while an agent check runs (measured).
             agent_on = self.agent is not None and self.agent_enabled
-            return "DRAIN (agent)" if agent_on or self.agent_drain else "DRAIN" + progress
+            return "DRAIN (agent)" if agent_on or self.server.agent_drain else "DRAIN" + progress
         return "UP" + progress
 
     @property

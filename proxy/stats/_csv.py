@@ -338,7 +338,7 @@ def check_fields(checker: ServerChecker | None, row: Row, maint: bool = False) -
         row["agent_desc"] = agent.status.description
         row["agent_rise"] = 1
         row["agent_fall"] = 1
-        row["agent_health"] = 0 if checker.agent_down else 1
+        row["agent_health"] = 0 if checker.server.agent_down else 1
 
 
 def server_status(server: Server, checker: ServerChecker | None) -> str:

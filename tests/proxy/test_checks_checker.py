@@ -225,10 +225,11 @@ def test_agent_down_marks_down_and_up_restores() -> None:
     accept(reactor, b"down #maintenance window\n")
     assert server.op is OpState.DOWN
     assert checker.status == "DOWN (agent)"
+    assert server.agent_down  # the server holds the agent's verdict
     assert 'info: "via agent : down (maintenance window)"' in events.lines[0][1]
     reactor.advance(2)
     accept(reactor, b"up\n")
-    assert checker.server.op is OpState.UP
+    assert checker.server.op is OpState.UP and not server.agent_down
 
 
 def test_agent_weight_and_maxconn() -> None:
@@ -248,10 +249,10 @@ def test_agent_drain_and_ready() -> None:
     reactor.advance(0)
     accept(reactor, b"drain\n")
     assert server.admin & AdminState.FDRAIN
-    assert checker.status == "DRAIN (agent)"
+    assert checker.status == "DRAIN (agent)" and server.agent_drain
     reactor.advance(2)
     accept(reactor, b"ready\n")
-    assert not server.admin.drain
+    assert not server.admin.drain and not server.agent_drain
 
 
 def test_agent_unreachable_changes_nothing() -> None:

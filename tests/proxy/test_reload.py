@@ -288,16 +288,17 @@ def test_check_state_carries_over_for_kept_servers(ports: dict[str, int]) -> Non
     old_a = old["be"].checker("a")
     old_b = old["be"].checker("b")
     assert old_a is not None and old_b is not None
-    old_a.agent_drain = True
-    old_b.agent_drain = True
+    old_a.server.set_agent_flags(down=True, drain=True)
+    old_b.server.set_agent_flags(down=True, drain=True)
     rt.apply(cfg(text.replace("9002 check inter 1s", "9002 check inter 2s")))
     new = {"be": start_checks(rt.backends["be"].pool, rt.config.backends[0], clock)}
     carried = carry_check_state(old, new)
     assert carried == ["be/a"]
     new_a, new_b = new["be"].checker("a"), new["be"].checker("b")
     assert new_a is not None and new_b is not None
-    assert new_a.health is old_a.health and new_a.agent_drain
-    assert not new_b.agent_drain
+    assert new_a.health is old_a.health
+    assert new_a.server.agent_drain and new_a.server.agent_down
+    assert not new_b.server.agent_drain and not new_b.server.agent_down
     rt.stop()
 
 

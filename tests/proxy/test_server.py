@@ -48,6 +48,28 @@ def test_runtime_maint_and_drain_flags_match_show_servers_state() -> None:
     assert s.admin.value == 0 and s.usable
 
 
+@pytest.mark.parametrize(
+    "field", ["weight", "queued", "backup", "maxqueue", "agent_down", "agent_drain", "op"]
+)
+def test_state_fields_are_read_only(field: str) -> None:
+    """Only the Server's methods change its state: its fields cannot be assigned."""
+    server = make(Clock())
+    with pytest.raises(AttributeError):
+        setattr(server, field, 1)
+
+
+def test_agent_flags_are_recorded_without_a_state_change() -> None:
+    """set_agent_flags notes what the agent said; listeners hear the DOWN it causes."""
+    server = make(Clock())
+    heard: list[StateChange] = []
+    server.subscribe(heard.append)
+    server.set_agent_flags(down=True)
+    assert server.agent_down and not server.agent_drain and heard == []
+    server.set_agent_flags(drain=True)
+    server.set_agent_flags(down=False)
+    assert (server.agent_down, server.agent_drain) == (False, True)
+
+
 def test_weight_zero_is_up_but_not_usable() -> None:
     """A weight-0 server shows UP yet is never chosen."""
     s = make(Clock())
