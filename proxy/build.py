@@ -10,6 +10,8 @@ way: runtime -> reload -> build.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import ipaddress
 import socket
 import time
@@ -82,6 +84,33 @@ class FrontendRuntime:
     tls: FrontendTLS | None = None
     #: (counters, done) handed to every session of this frontend, made once
     callbacks: Any = field(default=None, repr=False, compare=False)
+
+    #: fields that are run-time state, kept when a reload takes new settings
+    STATE = frozenset(
+        {
+            "name",
+            "feconn",
+            "max_conn",
+            "cum_conn",
+            "bytes_in",
+            "bytes_out",
+            "listeners",
+            "full",
+            "callbacks",
+        }
+    )
+
+    def take_settings(self, fresh: FrontendRuntime) -> None:
+        """A reload: take ``fresh``'s settings (the same frontend under the new
+        config), keeping the counters and listeners; the old log target is closed
+        unless sessions still write to it."""
+        old_logger = self.logger
+        for f in dataclasses.fields(fresh):
+            if f.name not in self.STATE:
+                setattr(self, f.name, getattr(fresh, f.name))
+        if old_logger is not None and old_logger is not self.logger and not self.feconn:
+            with contextlib.suppress(Exception):
+                old_logger.close()
 
     @property
     def timeout_client(self) -> int | None:

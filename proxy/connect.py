@@ -22,6 +22,7 @@ watched by the pump's epoll).
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import select
 import socket
@@ -218,6 +219,16 @@ class BackendRuntime:
     tcpka: bool = False
     dialer: Dialer | None = None
     beconn: int = 0
+
+    #: fields that are run-time state, kept when a reload takes new settings
+    STATE = frozenset({"name", "pool", "dialer", "beconn"})
+
+    def take_settings(self, fresh: BackendRuntime) -> None:
+        """A reload: take ``fresh``'s settings (the same backend under the new config),
+        keeping the pool, the connection count and the dialer (set on its own)."""
+        for f in dataclasses.fields(fresh):
+            if f.name not in self.STATE:
+                setattr(self, f.name, getattr(fresh, f.name))
 
     @property
     def hashed(self) -> bool:

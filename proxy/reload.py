@@ -4,9 +4,12 @@ HAProxy reloads by starting a new worker and letting the old one finish its
 sessions (spec 4.2), so counters, health and runtime changes are lost. We reload
 inside the same process instead (a deliberate difference, see the README):
 
-- everything that can fail is prepared first (server names resolved, new
-  listening sockets bound); if anything fails, :class:`ReloadError` is raised and
-  the running config is untouched;
+- :func:`plan_reload` computes a :class:`ReloadPlan` without touching the running
+  objects, doing first what can fail (server names resolved, new listening sockets
+  bound); if anything fails, :class:`ReloadError` is raised and the running config
+  is untouched. :meth:`proxy.runtime.Runtime.apply` then carries the plan out
+  through its own methods and the servers' (imports run one way: runtime ->
+  reload -> build);
 - listeners: a configured address that is still configured keeps its socket
   (whichever frontend now owns it), new ones are opened, the rest closed;
 - frontends keep their counters; their settings and routing rules are replaced;
@@ -33,7 +36,7 @@ import resource
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from twisted.internet import threads
 from twisted.internet.defer import Deferred
@@ -41,6 +44,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from haconfig.model import Config, Proxy
+from haconfig.model import Server as ServerModel
 from haconfig.parse import ConfigError, ParseResult
 from proxy.build import (
     Builder,
@@ -53,27 +57,7 @@ from proxy.connect import BackendRuntime
 from proxy.frontend import Listener, open_listening_socket
 from proxy.server import Server, ServerStateError
 
-if TYPE_CHECKING:
-    from proxy.runtime import Runtime
-
 log = Logger()
-
-#: FrontendRuntime fields that are run-time state, kept across a reload.
-_FRONTEND_STATE = frozenset(
-    {
-        "name",
-        "feconn",
-        "max_conn",
-        "cum_conn",
-        "bytes_in",
-        "bytes_out",
-        "listeners",
-        "full",
-        "callbacks",
-    }
-)
-#: BackendRuntime fields that are run-time state, kept across a reload.
-_BACKEND_STATE = frozenset({"name", "pool", "dialer", "beconn"})
 
 
 class ReloadError(Exception):
@@ -104,276 +88,301 @@ class ReloadReport:
         return "; ".join(parts) or "nothing changed"
 
 
+class Running(Protocol):
+    """What a plan reads of the running balancer (:class:`proxy.runtime.Runtime`)."""
+
+    config: Config
+    builder: Builder
+    backends: dict[str, BackendRuntime]
+    frontends: dict[str, FrontendRuntime]
+    #: servers added with ``add server``: their models
+    dynamic: dict[tuple[str, str], ServerModel]
+    loop: Any
+    reactor: Any
+
+
+class Applies(Protocol):
+    """What the :class:`Reloader` drives: :meth:`proxy.runtime.Runtime.apply`."""
+
+    def apply(self, config: Config) -> ReloadReport: ...
+
+
+@dataclass
+class ServerEdit:
+    """What a reload changes on one kept server; None where the file did not change it.
+
+    Weight, maxconn and the disabled flag change only when the *file* changed them, so
+    a weight or state set at run time survives a reload that did not touch them."""
+
+    name: str
+    puid: int
+    address: tuple[str, int | None, bool] | None = None
+    weight: int | None = None
+    maxconn: int | None = None
+    maxqueue: int | None = None
+    slowstart: float | None = None  # seconds
+    admin: str | None = None  # "maint" or "ready"
+    backup: bool | None = None
+    #: a server added with ``add server`` that the file now has too: it becomes the
+    #: file's (the runtime forgets its ``add server`` model)
+    takes_over: bool = False
+
+    @property
+    def changed(self) -> bool:
+        """Anything the report calls a change (the id is not one)."""
+        edits = (self.address, self.weight, self.maxconn, self.maxqueue, self.slowstart)
+        return any(v is not None for v in (*edits, self.admin, self.backup))
+
+    def apply_to(self, server: Server) -> None:
+        """Make the edits through the server's own methods (each notifies its listeners)."""
+        if self.address is not None:
+            server.set_address(*self.address)
+        if self.weight is not None:
+            server.set_configured_weight(self.weight)
+        if self.maxconn is not None:
+            server.set_maxconn(self.maxconn)
+        if self.maxqueue is not None:
+            server.set_maxqueue(self.maxqueue)
+        if self.slowstart is not None:
+            server.set_slowstart(self.slowstart)
+        if self.admin is not None:
+            server.set_admin(self.admin)
+        if self.backup is not None:
+            server.set_backup(self.backup)
+        server.set_puid(self.puid)
+
+
+@dataclass
+class BackendChange:
+    """A kept backend under the new config: the same pool and servers, edited."""
+
+    name: str
+    #: the backend's settings under the new config (built over the running pool); the
+    #: running object takes them with :meth:`BackendRuntime.take_settings`
+    settings: BackendRuntime
+    #: the dialer for new connections (connections in flight keep their own)
+    dialer: Any
+    redispatch: bool
+    timeout_queue: float | None
+    servers_removed: list[str] = field(default_factory=list)
+    servers_added: list[Server] = field(default_factory=list)
+    servers_edited: list[ServerEdit] = field(default_factory=list)
+    #: the servers' names in the file's order
+    order: list[str] = field(default_factory=list)
+    #: (algorithm, hash type, allbackups) when the pool's algorithm is rebuilt
+    rebalance: tuple[str, str, bool] | None = None
+
+
+@dataclass
+class FrontendPlace:
+    """A frontend of the new config with the listeners it accepts on."""
+
+    #: its settings (the running frontend of the same name takes them and keeps its
+    #: counters; a new frontend is this object)
+    settings: FrontendRuntime
+    listeners: list[Listener]
+    new: bool
+
+
+@dataclass
+class ReloadPlan:
+    """Everything a reload does, computed without touching the running objects.
+
+    What can fail is done while planning: server names resolved, new listening
+    sockets bound (they accept nothing until placed). :meth:`Runtime.apply
+    <proxy.runtime.Runtime.apply>` carries the plan out in the order of its fields;
+    :meth:`discard` undoes the planning when it is not applied."""
+
+    config: Config
+    builder: Builder
+    backends_removed: list[str] = field(default_factory=list)
+    backends_added: list[BackendRuntime] = field(default_factory=list)
+    backends_changed: list[BackendChange] = field(default_factory=list)
+    listeners_closed: list[Listener] = field(default_factory=list)
+    frontends_removed: list[str] = field(default_factory=list)
+    frontends: list[FrontendPlace] = field(default_factory=list)
+    #: listening sockets opened for the new config
+    opened: list[Listener] = field(default_factory=list)
+    report: ReloadReport = field(default_factory=ReloadReport)
+
+    def discard(self) -> None:
+        """Close what the planning opened (the running objects were not touched)."""
+        for listener in self.opened:
+            listener.close()
+        for be in self.backends_added:
+            be.pool.close()
+        for place in self.frontends:
+            logger = place.settings.logger
+            if logger is not None:
+                with contextlib.suppress(Exception):
+                    logger.close()
+
+
 def _key_text(key: tuple[str, int]) -> str:
     return f"{key[0]}:{key[1]}"
 
 
-@dataclass
-class _Prepared:
-    """Everything built before the commit; discarded (sockets closed) on failure."""
-
-    new_backends: dict[str, BackendRuntime] = field(default_factory=dict)
-    new_servers: dict[tuple[str, str], Server] = field(default_factory=dict)
-    addresses: dict[tuple[str, str], tuple[str, int | None, bool]] = field(default_factory=dict)
-    opened: list[Listener] = field(default_factory=list)
-    #: frontend name -> its listeners in bind order (reused or opened)
-    listeners: dict[str, list[Listener]] = field(default_factory=dict)
-    #: backend name -> its dialer for the new config (``server ... ssl`` may change)
-    dialers: dict[str, Any] = field(default_factory=dict)
-    #: frontend name -> its settings under the new config (counters are taken from the
-    #: running frontend of the same name)
-    frontends: dict[str, FrontendRuntime] = field(default_factory=dict)
-    #: builds for the new config; the runtime adopts it at the commit
-    builder: Builder | None = None
-
-    def discard(self) -> None:
-        for listener in self.opened:
-            listener.close()
-        for be in self.new_backends.values():
-            be.pool.close()
-        for fe in self.frontends.values():
-            if fe.logger is not None:
-                with contextlib.suppress(Exception):
-                    fe.logger.close()
-
-
-def apply_config(runtime: Runtime, new: Config) -> ReloadReport:
-    """Apply ``new`` to ``runtime`` in place; :class:`ReloadError` leaves it unchanged."""
-    prepared = _Prepared()
+def plan_reload(running: Running, new: Config) -> ReloadPlan:
+    """The plan that takes ``running`` to ``new``; :class:`ReloadError` (with the
+    sockets it opened closed) when ``new`` cannot be applied."""
+    nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    maxconn = new.global_.maxconn or default_maxconn(nofile)
+    plan = ReloadPlan(new, running.builder.but_for(new, maxconn))
     try:
-        _prepare(runtime, new, prepared)
+        _plan_backends(running, new, plan)
+        _plan_frontends(running, new, plan)
     except BaseException as e:
-        prepared.discard()  # the running objects were not touched
+        plan.discard()
         if isinstance(e, (OSError, ValueError, ServerStateError)):
             raise ReloadError(str(e)) from e
         raise
-    return _commit(runtime, new, prepared)
+    return plan
 
 
 def _served_frontends(config: Config) -> list[Proxy]:
     return [p for p in config.frontends if not p.serves_stats_page]
 
 
-def _prepare(runtime: Runtime, new: Config, prepared: _Prepared) -> None:
-    nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    maxconn = new.global_.maxconn or default_maxconn(nofile)
-    builder = prepared.builder = runtime.builder.but_for(new, maxconn)
-    _prepare_backends(runtime, builder, new, prepared)
-    for proxy in _served_frontends(new):
-        prepared.frontends[proxy.name] = builder.frontend(proxy)
-    _prepare_listeners(runtime, new, prepared)
-
-
-def _prepare_backends(runtime: Runtime, builder: Builder, new: Config, prepared: _Prepared) -> None:
-    for proxy in new.backends:
-        if proxy.name not in runtime.backends:
-            be = builder.backend(proxy)
-            prepared.new_backends[proxy.name] = be
-            prepared.dialers[proxy.name] = builder.dialer_for(be)
-            continue
-        running = runtime.backends[proxy.name]
-        for index, s in enumerate(proxy.servers, start=1):
-            skey = (proxy.name, s.name)
-            prepared.addresses[skey] = (builder.address(s.host), s.port, s.port_offset)
-            if running.pool.server(s.name) is None:
-                prepared.new_servers[skey] = builder.new_server(proxy, s, index)
-        probe = builder.backend_runtime(proxy, running.pool)
-        prepared.dialers[proxy.name] = builder.dialer_for(probe)
-
-
-def _prepare_listeners(runtime: Runtime, new: Config, prepared: _Prepared) -> None:
-    existing: dict[tuple[str, int], Listener] = {}
-    for fe in runtime.frontends.values():
-        for listener in fe.listeners:
-            existing[listener.key] = listener
-    for proxy in _served_frontends(new):
-        mine: list[Listener] = []
-        for bind in proxy.binds:
-            for port in bind.ports:
-                key = (bind.listen_host, port)
-                reused = existing.pop(key, None)
-                if reused is None:
-                    sock = open_listening_socket(
-                        bind.listen_host, port, bind.backlog or proxy.backlog
-                    )
-                    # accepts nothing until the commit hands it to its frontend (rebind)
-                    reused = Listener(runtime.loop, sock, _refuse, clock=runtime.reactor)
-                    reused.key = (bind.listen_host, port)
-                    prepared.opened.append(reused)
-                mine.append(reused)
-        prepared.listeners[proxy.name] = mine
-
-
-def _refuse(sock: socket.socket, peer: tuple[str, int], local: tuple[str, int]) -> None:
-    sock.close()
-
-
-def _commit(runtime: Runtime, new: Config, prepared: _Prepared) -> ReloadReport:
-    report = ReloadReport()
-    old = runtime.config
-    assert prepared.builder is not None
-    runtime.adopt(new, prepared.builder)
-    _commit_backends(runtime, old, new, prepared, report)
-    _commit_frontends(runtime, new, prepared, report)
-    runtime.refresh_pauses()
-    log.info("reload applied: {summary}", summary=report.summary())
-    return report
-
-
-def _commit_backends(
-    runtime: Runtime, old: Config, new: Config, prepared: _Prepared, report: ReloadReport
-) -> None:
-    old_backends = {p.name: p for p in old.backends}
+def _plan_backends(running: Running, new: Config, plan: ReloadPlan) -> None:
+    report = plan.report
     new_names = {p.name for p in new.backends}
-    for name in list(runtime.backends):
+    for name in running.backends:
         if name not in new_names:
-            runtime.remove_backend(name)  # queued clients fail; established sessions finish
+            plan.backends_removed.append(name)  # queued clients fail; sessions finish
             report.backends_removed.append(name)
+    old_backends = {p.name: p for p in running.config.backends}
     for proxy in new.backends:
-        if proxy.name in prepared.new_backends:
-            be = prepared.new_backends[proxy.name]
-            be.dialer = prepared.dialers[proxy.name]
-            runtime.add_backend(be)
+        be = running.backends.get(proxy.name)
+        if be is None:
+            be = plan.builder.backend(proxy)
+            be.dialer = plan.builder.dialer_for(be)
+            plan.backends_added.append(be)
             report.backends_added.append(proxy.name)
             report.servers_added.extend(f"{proxy.name}/{s.name}" for s in be.pool.servers)
-            continue
-        _update_backend(runtime, old_backends[proxy.name], proxy, prepared, report)
+        else:
+            change = _plan_backend(running, old_backends[proxy.name], proxy, be, plan.builder)
+            plan.backends_changed.append(change)
+            report.servers_removed.extend(f"{proxy.name}/{n}" for n in change.servers_removed)
+            report.servers_added.extend(f"{proxy.name}/{s.name}" for s in change.servers_added)
+            report.servers_changed.extend(
+                f"{proxy.name}/{e.name}" for e in change.servers_edited if e.changed
+            )
+            if change.rebalance is not None:
+                report.backends_rebalanced.append(proxy.name)
 
 
-def _update_backend(
-    runtime: Runtime, old: Proxy, proxy: Proxy, prepared: _Prepared, report: ReloadReport
-) -> None:
-    be = runtime.backends[proxy.name]
+def _plan_backend(
+    running: Running, old: Proxy, proxy: Proxy, be: BackendRuntime, builder: Builder
+) -> BackendChange:
     pool = be.pool
-    assert prepared.builder is not None
-    fresh = prepared.builder.backend_runtime(proxy, pool)
-    for f in dataclasses.fields(fresh):
-        if f.name not in _BACKEND_STATE:
-            setattr(be, f.name, getattr(fresh, f.name))
-    be.dialer = prepared.dialers[proxy.name]  # connections in flight keep their own
-    pool.redispatch = option_redispatch(proxy)[0]
-    pool.timeout_queue = timeout_queue(proxy) or None
-    new_names = {s.name for s in proxy.servers}
-    for server in list(pool.servers):
-        if server.name not in new_names:
-            runtime.remove_file_server(proxy.name, server.name)  # a dynamic one too
-            report.servers_removed.append(f"{proxy.name}/{server.name}")
+    settings = builder.backend_runtime(proxy, pool)
+    change = BackendChange(
+        proxy.name,
+        settings,
+        builder.dialer_for(settings),
+        option_redispatch(proxy)[0],
+        timeout_queue(proxy) or None,
+        order=[s.name for s in proxy.servers],
+    )
+    new_names = set(change.order)
+    # a dynamic server the file does not have goes too, as in HAProxy
+    change.servers_removed = [s.name for s in pool.servers if s.name not in new_names]
     old_models = {s.name: s for s in old.servers}
     rebuild = False
     for index, s in enumerate(proxy.servers, start=1):
-        key = (proxy.name, s.name)
-        added = prepared.new_servers.get(key)
-        if added is not None:
-            runtime.add_file_server(proxy.name, added)
-            report.servers_added.append(f"{proxy.name}/{s.name}")
-            continue
         current = pool.server(s.name)
-        assert current is not None
-        # a server added with ``add server`` that the file now has too becomes the file's
-        before = old_models.get(s.name) or runtime.file_takes_over(key)
-        changed, needs_rebuild = _update_server(
-            current, old.server_params(before), proxy.server_params(s), prepared.addresses[key]
-        )
-        current.set_puid(proxy.server_params(s).id or index)
-        rebuild = rebuild or needs_rebuild
-        if changed:
-            report.servers_changed.append(f"{proxy.name}/{s.name}")
-    pool.reorder([s.name for s in proxy.servers])
+        if current is None:
+            change.servers_added.append(builder.new_server(proxy, s, index))
+            continue
+        before = old_models.get(s.name)
+        takes_over = before is None
+        if before is None:
+            before = running.dynamic[(proxy.name, s.name)]
+        address = (builder.address(s.host), s.port, s.port_offset)
+        edit = _edit(current, old.server_params(before), proxy.server_params(s), address)
+        edit.puid = proxy.server_params(s).id or index
+        edit.takes_over = takes_over
+        change.servers_edited.append(edit)
+        rebuild = rebuild or edit.backup is not None
     algorithm_changed = (
         old.algorithm != proxy.algorithm
         or old.hash_type != proxy.hash_type
         or old.has_option("allbackups") != proxy.has_option("allbackups")
     )
     if algorithm_changed or rebuild:
-        pool.reconfigure(
-            proxy.algorithm,
-            hash_type=proxy.hash_type[0] if proxy.hash_type else "map-based",
-            allbackups=proxy.has_option("allbackups"),
-        )
-        report.backends_rebalanced.append(proxy.name)
+        hash_type = proxy.hash_type[0] if proxy.hash_type else "map-based"
+        change.rebalance = (proxy.algorithm, hash_type, proxy.has_option("allbackups"))
+    return change
 
 
-def _update_server(
-    server: Server,
-    old: Any,
-    new: Any,
-    address: tuple[str, int | None, bool],
-) -> tuple[bool, bool]:
-    """Apply what changed in the file to ``server``; (changed, algorithm needs rebuild).
-
-    Weight, maxconn and the disabled flag change only when the *file* changed them, so
-    a weight or state set at run time survives a reload that did not touch it."""
-    changed = False
-    host, port, offset = address
-    if (server.host, server.port, server.port_offset) != (host, port, offset):
-        server.set_address(host, port, offset)
-        changed = True
+def _edit(server: Server, old: Any, new: Any, address: tuple[str, int | None, bool]) -> ServerEdit:
+    """What changed in the file's line of ``server`` (``old`` and ``new`` are its
+    resolved parameters before and after)."""
+    edit = ServerEdit(server.name, server.puid)
+    if (server.host, server.port, server.port_offset) != address:
+        edit.address = address
     old_weight = 1 if old.weight is None else old.weight
     new_weight = 1 if new.weight is None else new.weight
     if old_weight != new_weight:
-        server.set_configured_weight(new_weight)
-        changed = True
+        edit.weight = new_weight
     if (old.maxconn or 0) != (new.maxconn or 0):
-        server.set_maxconn(new.maxconn or 0)
-        changed = True
+        edit.maxconn = new.maxconn or 0
     if (old.maxqueue or 0) != (new.maxqueue or 0):
-        server.set_maxqueue(new.maxqueue or 0)
-        changed = True
+        edit.maxqueue = new.maxqueue or 0
     if (old.slowstart or 0) != (new.slowstart or 0):
-        server.set_slowstart((new.slowstart or 0) / 1000.0)
-        changed = True
+        edit.slowstart = (new.slowstart or 0) / 1000.0
     if bool(old.disabled) != bool(new.disabled):
-        server.set_admin("maint" if new.disabled else "ready")
-        changed = True
-    rebuild = False
+        edit.admin = "maint" if new.disabled else "ready"
     if server.backup != bool(new.backup):
-        server.set_backup(bool(new.backup))
-        changed = rebuild = True
-    return changed, rebuild
+        edit.backup = bool(new.backup)  # the algorithm is rebuilt
+    return edit
 
 
-def _commit_frontends(
-    runtime: Runtime, new: Config, prepared: _Prepared, report: ReloadReport
-) -> None:
-    served = {p.name: p for p in _served_frontends(new)}
-    keep: set[int] = {id(listener) for ls in prepared.listeners.values() for listener in ls}
-    for name, fe in list(runtime.frontends.items()):
+def _plan_frontends(running: Running, new: Config, plan: ReloadPlan) -> None:
+    """Which listeners each new frontend accepts on: a configured address that is
+    still configured keeps its socket (whichever frontend now owns it), new ones are
+    opened, the rest closed."""
+    report = plan.report
+    existing: dict[tuple[str, int], Listener] = {}
+    for fe in running.frontends.values():
         for listener in fe.listeners:
-            if id(listener) not in keep:
-                listener.close()
-                report.listeners_closed.append(_key_text(listener.key))
-        if name not in served:
-            runtime.remove_frontend(name)  # its sessions finish; it accepts nothing more
+            existing[listener.key] = listener
+    served = _served_frontends(new)
+    for proxy in served:
+        settings = plan.builder.frontend(proxy)
+        mine: list[Listener] = []
+        # appended first so that discard() closes its logger if a bind fails
+        plan.frontends.append(FrontendPlace(settings, mine, proxy.name not in running.frontends))
+        for bind in proxy.binds:
+            for port in bind.ports:
+                key = (bind.listen_host, port)
+                kept = existing.pop(key, None)
+                if kept is None:
+                    sock = open_listening_socket(
+                        bind.listen_host, port, bind.backlog or proxy.backlog
+                    )
+                    # accepts nothing until the frontend is placed (rebind)
+                    listener = Listener(running.loop, sock, _refuse, clock=running.reactor)
+                    listener.key = key
+                    plan.opened.append(listener)
+                    report.listeners_opened.append(_key_text(key))
+                else:
+                    listener = kept
+                    report.listeners_kept.append(_key_text(key))
+                mine.append(listener)
+        if proxy.name not in running.frontends:
+            report.frontends_added.append(proxy.name)
+    plan.listeners_closed = list(existing.values())
+    report.listeners_closed.extend(_key_text(listener.key) for listener in existing.values())
+    served_names = {p.name for p in served}
+    for name in running.frontends:
+        if name not in served_names:
+            plan.frontends_removed.append(name)  # its sessions finish; it accepts no more
             report.frontends_removed.append(name)
-    opened = {id(listener) for listener in prepared.opened}
-    for name in served:
-        fresh = prepared.frontends.pop(name)
-        running = runtime.frontends.get(name)
-        if running is None:
-            fe = fresh
-            runtime.add_frontend(fe)
-            report.frontends_added.append(name)
-        else:
-            fe = running
-            _update_frontend(fe, fresh)
-        fe.listeners = prepared.listeners[name]
-        for listener in fe.listeners:
-            listener.rebind(runtime.acceptor(fe), fe.keepalive)
-            text = _key_text(listener.key)
-            (report.listeners_opened if id(listener) in opened else report.listeners_kept).append(
-                text
-            )
 
 
-def _update_frontend(fe: FrontendRuntime, fresh: FrontendRuntime) -> None:
-    """Take ``fresh``'s settings into ``fe``, keeping its counters and listeners."""
-    old_logger = fe.logger
-    for f in dataclasses.fields(fresh):
-        if f.name not in _FRONTEND_STATE:
-            setattr(fe, f.name, getattr(fresh, f.name))
-    if old_logger is not None and old_logger is not fe.logger and not fe.feconn:
-        with contextlib.suppress(Exception):
-            old_logger.close()
+def _refuse(sock: socket.socket, peer: tuple[str, int], local: tuple[str, int]) -> None:
+    sock.close()
 
 
 # --- observability (health checks, stats) ---------------------------------------------
@@ -474,7 +483,7 @@ class Reloader:
     def __init__(
         self,
         files: Any,
-        runtime: Runtime,
+        runtime: Applies,
         notifier: Any,
         build_observability: Callable[[], Any],
         observability: Any = None,

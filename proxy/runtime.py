@@ -7,11 +7,11 @@ process-wide connection count.
 
 The objects are made by a :class:`proxy.build.Builder` for the running config.
 Reload: servers are kept in ``servers`` keyed by ``(backend, name)`` and frontends by
-name, so :meth:`Runtime.apply` (:mod:`proxy.reload`) diffs a new config against the
-running one, prepares what it needs with a builder of its own, and commits through
-the runtime's public methods (``adopt``, ``add_backend``, ``remove_file_server``, ...),
-keeping the unchanged objects with their state (imports run one way: runtime ->
-reload -> build). Sessions hold their own backend object, so an established
+name, so :func:`proxy.reload.plan_reload` diffs a new config against the running one
+and prepares what it needs with a builder of its own, without changing anything;
+:meth:`Runtime.apply` carries that plan out through the methods of this class and of
+the servers, keeping the unchanged objects with their state (imports run one way:
+runtime -> reload -> build). Sessions hold their own backend object, so an established
 connection never depends on the config that replaced its own.
 """
 
@@ -33,7 +33,7 @@ from proxy.build import Builder, FrontendRuntime, default_maxconn, resolve_host
 from proxy.connect import BackendRuntime, ClientSession, Dialer
 from proxy.frontend import Listener, open_listening_socket
 from proxy.pump import DEFAULT_BUFSIZE, PumpLoop, PumpTimeouts, Session
-from proxy.reload import ReloadReport, apply_config
+from proxy.reload import BackendChange, FrontendPlace, ReloadPlan, ReloadReport, plan_reload
 from proxy.routing import ConnInfo
 from proxy.server import Server
 from proxy.tcplog import format_connect
@@ -146,11 +146,6 @@ class Runtime:
         self.drain(server=server)
         return server
 
-    def file_takes_over(self, key: tuple[str, str]) -> ServerModel:
-        """A server added with ``add server`` is now in the file too: it becomes the
-        file's (the reload drops its runtime model); the model it was added with."""
-        return self.dynamic.pop(key)
-
     def add_frontend(self, fe: FrontendRuntime) -> None:
         self.frontends[fe.name] = fe
 
@@ -262,10 +257,63 @@ class Runtime:
 
     def apply(self, config: Config) -> ReloadReport:
         """Reload: diff ``config`` against the running one and apply it in place
-        (:func:`proxy.reload.apply_config`); raises ``ReloadError`` and changes
+        (:func:`proxy.reload.plan_reload`); raises ``ReloadError`` and changes
         nothing when the new config cannot be applied (a port that cannot be bound,
         a server name that does not resolve)."""
-        return apply_config(self, config)
+        plan = plan_reload(self, config)
+        self._carry_out(plan)
+        log.info("reload applied: {summary}", summary=plan.report.summary())
+        return plan.report
+
+    def _carry_out(self, plan: ReloadPlan) -> None:
+        self.adopt(plan.config, plan.builder)
+        for name in plan.backends_removed:
+            self.remove_backend(name)  # queued clients fail; established sessions finish
+        for be in plan.backends_added:
+            self.add_backend(be)
+        for change in plan.backends_changed:
+            self._change_backend(change)
+        for listener in plan.listeners_closed:
+            listener.close()
+        for name in plan.frontends_removed:
+            self.remove_frontend(name)
+        for place in plan.frontends:
+            self._place_frontend(place)
+        self.refresh_pauses()
+
+    def _change_backend(self, change: BackendChange) -> None:
+        be = self.backends[change.name]
+        be.take_settings(change.settings)
+        be.dialer = change.dialer  # connections in flight keep their own
+        pool = be.pool
+        pool.redispatch = change.redispatch
+        pool.timeout_queue = change.timeout_queue
+        for name in change.servers_removed:
+            self.remove_file_server(change.name, name)  # a dynamic one too
+        for server in change.servers_added:
+            self.add_file_server(change.name, server)
+        for edit in change.servers_edited:
+            if edit.takes_over:
+                self.dynamic.pop((change.name, edit.name), None)
+            kept = pool.server(edit.name)
+            assert kept is not None
+            edit.apply_to(kept)
+        pool.reorder(change.order)
+        if change.rebalance is not None:
+            algorithm, hash_type, allbackups = change.rebalance
+            pool.reconfigure(algorithm, hash_type=hash_type, allbackups=allbackups)
+
+    def _place_frontend(self, place: FrontendPlace) -> None:
+        """A frontend of the new config takes its listeners (a running one its settings)."""
+        if place.new:
+            fe = place.settings
+            self.add_frontend(fe)
+        else:
+            fe = self.frontends[place.settings.name]
+            fe.take_settings(place.settings)
+        fe.listeners = place.listeners
+        for listener in fe.listeners:
+            listener.rebind(self.acceptor(fe), fe.keepalive)
 
     def stop(self) -> None:
         """Close the listeners and every session."""

@@ -14,7 +14,7 @@ from haconfig import parse_text
 from haconfig.model import Config
 from proxy.checks import start_checks
 from proxy.connect import BackendRuntime
-from proxy.reload import Reloader, ReloadError, carry_check_state
+from proxy.reload import Reloader, ReloadError, ServerEdit, carry_check_state, plan_reload
 from proxy.runtime import Runtime
 from proxy.sdnotify import Notifier
 from proxy.server import AdminState
@@ -246,6 +246,34 @@ def test_address_moving_to_another_frontend_keeps_its_socket(ports: dict[str, in
     client = accept(rt, "new")
     assert rt.frontends["new"].feconn == 1
     client.close()
+    rt.stop()
+
+
+def test_a_plan_changes_nothing_until_applied(ports: dict[str, int]) -> None:
+    """plan_reload only computes (and binds): the running objects stay as they were,
+    discard() closes what it opened, and the same plan applied does what it says."""
+    rt, _ = runtime(cfg(two_servers(ports["fe"])))
+    before = rt.config
+    a = rt.servers[("be", "a")]
+    extra = f"frontend fe2\n    bind 127.0.0.1:{ports['fe2']}\n    default_backend be\n"
+    new = cfg(
+        two_servers(ports["fe"], weights=(5, 1)) + "    server c 127.0.0.1:9003 backup\n" + extra
+    )
+    plan = plan_reload(rt, new)
+    change = plan.backends_changed[0]
+    assert change.servers_edited[0] == ServerEdit("a", 1, weight=5)
+    assert [s.name for s in change.servers_added] == ["c"]
+    assert [p.settings.name for p in plan.frontends if p.new] == ["fe2"]
+    assert plan.report.listeners_opened == [f"127.0.0.1:{ports['fe2']}"]
+    # nothing ran yet
+    assert rt.config is before and set(rt.frontends) == {"fe"}
+    assert a.weight == 1 and ("be", "c") not in rt.servers
+    plan.discard()
+    assert not connectable(ports["fe2"])
+    report = rt.apply(new)
+    assert report.servers_changed == ["be/a"] and report.servers_added == ["be/c"]
+    assert a.weight == 5 and rt.servers[("be", "c")].backup
+    assert connectable(ports["fe2"])
     rt.stop()
 
 
