@@ -14,6 +14,7 @@ from pathlib import Path
 import duckdb
 
 from tests.catalog._cluster import Cluster, get_json, running_cluster, wait_for
+from tests.support.procs import holds
 
 
 def test_create_on_a_is_queryable_at_once_on_b_and_c(tmp_path: Path) -> None:
@@ -129,8 +130,11 @@ def test_failover_during_a_stream_loses_no_acknowledged_statement(tmp_path: Path
                 assert coordinator.run(f"select count(*) from {name}") == [(expected,)]
         first.proc.start()
         wait_for("the old active to come back", lambda: first.metrics(), timeout=20)
-        time.sleep(2)
-        assert not first.is_active() and other.is_active()
+        holds(
+            "the returning catalogd staying standby",
+            lambda: not first.is_active() and other.is_active(),
+            seconds=2,
+        )
         c.impalads[1].run("create table after_restart (id int)")
         assert ("after_restart",) in c.impalads[2].run("show tables")
 
@@ -138,8 +142,12 @@ def test_failover_during_a_stream_loses_no_acknowledged_statement(tmp_path: Path
 def test_both_forced_active_exactly_one_wins(tmp_path: Path) -> None:
     """Two catalogds started with --force_catalogd_active: exactly one is active and DDL works."""
     with running_cluster(tmp_path, catalogd_flags=("--force_catalogd_active",)) as c:
-        time.sleep(1.5)
-        assert sum(1 for cat in c.catalogds if cat.is_active()) == 1
+        wait_for("an active catalogd", lambda: any(cat.is_active() for cat in c.catalogds))
+        holds(
+            "exactly one active catalogd",
+            lambda: sum(1 for cat in c.catalogds if cat.is_active()) == 1,
+            seconds=1.5,
+        )
         c.impalads[2].run("create table forced (id int)")
         assert c.impalads[0].run("select count(*) from forced") == [(0,)]
 

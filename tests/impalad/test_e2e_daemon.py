@@ -10,6 +10,7 @@ import time
 from impala.dbapi import connect
 
 from tests.support.impalad import Impalad, run_shell
+from tests.support.procs import holds
 
 
 def test_healthz_and_metrics(impalad: Impalad) -> None:
@@ -87,8 +88,8 @@ def test_running_session_finishes_during_grace(fresh_impalad: Impalad) -> None:
         time.sleep(0.05)
     assert json.loads(d.get("/?json")[1])["is_quiescing"]
     assert d.get("/healthz")[0] == 200
-    time.sleep(1.5)  # past the 1 s grace period: the registered query holds the exit
-    assert d.proc.poll() is None
+    # past the 1 s grace period: the registered query holds the exit
+    holds("the quiescing daemon staying up", lambda: d.proc.poll() is None, seconds=1.5)
     assert len(cur.fetchall()) == 50000  # impyla closes the finished query here
     assert d.wait(15) == 0
 

@@ -15,6 +15,7 @@ import pytest
 from impala.dbapi import connect
 
 from tests.support.impalad import Impalad
+from tests.support.procs import wait_for
 
 ROWS = 1_000_000
 
@@ -122,22 +123,30 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _completed_state(impalad: Impalad, stmt: str) -> str | None:
+    """The state ``/queries`` shows for ``stmt`` once it completed (None before)."""
+    queries = json.loads(impalad.get("/queries?json")[1])
+    states = {q["stmt"]: q["state"] for q in queries["completed_queries"]}
+    state: str | None = states.get(stmt)
+    return state
+
+
 def test_cancel_interrupts_a_running_query(impalad: Impalad) -> None:
     """cancel_operation stops a long DuckDB query: it is CANCELLED and burns no more CPU."""
     conn = connect(host=impalad.host, port=impalad.hs2_port, timeout=60)
     cur = conn.cursor()
+    stmt = "select count(*) from range(50000000000) a"
     try:
-        cur.execute_async("select count(*) from range(50000000000) a")
-        time.sleep(0.5)
-        assert cur.status() == "RUNNING_STATE"
+        cur.execute_async(stmt)
+        wait_for("the query to run", lambda: cur.status() == "RUNNING_STATE")
         cur.cancel_operation()
-        time.sleep(1.0)
+        wait_for(
+            "the query to be cancelled", lambda: _completed_state(impalad, stmt) == "CANCELLED"
+        )
         before = _cpu_seconds(impalad.pid)
-        time.sleep(1.0)
+        time.sleep(1.0)  # a measuring window, not a wait for a condition
         assert _cpu_seconds(impalad.pid) - before < 0.5  # DuckDB was interrupted
-        queries = json.loads(impalad.get("/queries?json")[1])
-        states = {q["stmt"]: q["state"] for q in queries["completed_queries"]}
-        assert states["select count(*) from range(50000000000) a"] == "CANCELLED"
+        assert _completed_state(impalad, stmt) == "CANCELLED"
         cur.execute("select 1")
         assert cur.fetchall() == [(1,)]
     finally:

@@ -226,7 +226,8 @@ def test_statestore_failover_keeps_membership_and_balanced_queries(cluster: Clus
         grown = left | {f"{HOSTS[3]}:27000"}
         for d in [*survivors, newcomer]:
             wait_for("the newcomer in every list", lambda d=d: addresses(d) == grown, timeout=20)  # type: ignore[misc]
-        time.sleep(1.0)  # a few more balanced queries after the failover
+        after = loop.ok
+        wait_for("a few more balanced queries after the failover", lambda: loop.ok >= after + 5)
     finally:
         loop.finish()
     assert loop.errors == [], loop.errors[:5]

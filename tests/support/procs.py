@@ -94,6 +94,19 @@ def wait_for(
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
+def holds(what: str, check: Callable[[], object], seconds: float, interval: float = 0.05) -> None:
+    """Assert that ``check`` stays truthy at every poll for ``seconds``: for what must
+    *not* happen (a standby that stays standby, a process that does not exit), which
+    no condition can end early; fail at the first poll where it does not hold."""
+    deadline = time.monotonic() + seconds
+    while True:
+        result = check()
+        assert result, f"{what} stopped holding (got {result!r})"
+        if time.monotonic() >= deadline:
+            return
+        time.sleep(interval)
+
+
 def stop_pid(
     popen: subprocess.Popen[Any],
     sig: int = signal.SIGTERM,

@@ -15,7 +15,7 @@ import pytest
 
 from proxy.appliance.install import render_unit
 from tests.support.loopback import Replier
-from tests.support.procs import free_port, stop_pid
+from tests.support.procs import free_port, holds, stop_pid
 
 BINDIR = Path(sys.executable).parent
 
@@ -100,8 +100,11 @@ def test_exec_reload_refuses_broken_config_then_applies_good_one(
         wait_greeting(port, b"old")
         config.write_text(listen(port, new.port) + "    server bad 127.0.0.1:notaport\n")
         assert run_exec_reload(config, lb.pid) == [1]
-        time.sleep(0.3)
-        assert greet(port) == b"old" and lb.poll() is None
+        holds(
+            "the refused reload keeping the old config",
+            lambda: greet(port) == b"old" and lb.poll() is None,
+            seconds=0.3,
+        )
         config.write_text(listen(port, new.port))
         assert run_exec_reload(config, lb.pid) == [0, 0]
         wait_greeting(port, b"new")
