@@ -130,26 +130,27 @@ class ServerEdit:
     @property
     def changed(self) -> bool:
         """Anything the report calls a change (the id is not one)."""
-        edits = (self.address, self.weight, self.maxconn, self.maxqueue, self.slowstart)
-        return any(v is not None for v in (*edits, self.admin, self.backup))
+        return any(getattr(self, name) is not None for name, _ in _EDITS)
 
     def apply_to(self, server: Server) -> None:
         """Make the edits through the server's own methods (each notifies its listeners)."""
-        if self.address is not None:
-            server.set_address(*self.address)
-        if self.weight is not None:
-            server.set_configured_weight(self.weight)
-        if self.maxconn is not None:
-            server.set_maxconn(self.maxconn)
-        if self.maxqueue is not None:
-            server.set_maxqueue(self.maxqueue)
-        if self.slowstart is not None:
-            server.set_slowstart(self.slowstart)
-        if self.admin is not None:
-            server.set_admin(self.admin)
-        if self.backup is not None:
-            server.set_backup(self.backup)
+        for name, setter in _EDITS:
+            value = getattr(self, name)
+            if value is not None:
+                setter(server, value)
         server.set_puid(self.puid)
+
+
+#: each edit of a :class:`ServerEdit` and the Server method that makes it, in order
+_EDITS: tuple[tuple[str, Callable[[Server, Any], None]], ...] = (
+    ("address", lambda server, address: server.set_address(*address)),
+    ("weight", Server.set_configured_weight),
+    ("maxconn", Server.set_maxconn),
+    ("maxqueue", Server.set_maxqueue),
+    ("slowstart", Server.set_slowstart),
+    ("admin", Server.set_admin),
+    ("backup", Server.set_backup),
+)
 
 
 @dataclass
