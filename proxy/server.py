@@ -16,8 +16,10 @@ object, and change it through a handful of methods only:
 plus what only the pool calls: :meth:`Server.take_slot` / :meth:`Server.release_slot`
 when a connection starts and ends on the server, :meth:`Server.queue_grew` /
 :meth:`Server.queue_shrank` as its own queue changes (``qmax`` follows), and
-:meth:`Server.set_dynamic_weights` from its algorithm. The fields these change are
-read-only properties: nothing else can write them.
+:meth:`Server.set_dynamic_weights` from its algorithm. The fields these change
+(address, weights, maxconn, maxqueue, backup, slowstart, admin and operational state,
+connection and queue counts, the agent's flags, the id) are read-only properties:
+nothing else can write them.
 
 Every state change is announced to the listeners (:meth:`Server.subscribe`) as a
 :class:`StateChange` saying whether the server was usable before and what its
@@ -251,11 +253,11 @@ class Server:
         self.name = name
         self.backend = backend
         self._puid = puid
-        self.host = host
-        self.port = port
+        self._host = host
+        self._port = port
         self._port_offset = port_offset
         self._backup = backup
-        self.maxconn = maxconn
+        self._maxconn = maxconn
         self._maxqueue = maxqueue
         self._slowstart = float(slowstart)
         self._initial_weight = weight
@@ -271,7 +273,7 @@ class Server:
         self._ramp_factor = WEIGHT_SCALE
         self._ramp_call: DelayedCall | None = None
         self._dynamic_weights = True
-        self.served = 0
+        self._served = 0
         self._queued = 0
         self._agent_down = False
         self._agent_drain = False
@@ -317,6 +319,26 @@ class Server:
     def queued(self) -> int:
         """The length of this server's own queue (the pool says each change)."""
         return self._queued
+
+    @property
+    def host(self) -> str:
+        """The address to connect to (``""``: the one the client connected to)."""
+        return self._host
+
+    @property
+    def port(self) -> int | None:
+        """The port (None: the client's; with :attr:`port_offset`, added to it)."""
+        return self._port
+
+    @property
+    def maxconn(self) -> int:
+        """The most concurrent connections (0: no limit), before a slowstart ramp."""
+        return self._maxconn
+
+    @property
+    def served(self) -> int:
+        """The connections established on this server now (``scur``)."""
+        return self._served
 
     @property
     def puid(self) -> int:
@@ -386,14 +408,14 @@ class Server:
     @property
     def dynamic_maxconn(self) -> int:
         """``maxconn`` scaled down during slowstart (0 = unlimited)."""
-        if not self.maxconn or self._ramp_start is None:
-            return self.maxconn
-        return max(1, self.maxconn * self._ramp_percent() // 100)
+        if not self._maxconn or self._ramp_start is None:
+            return self._maxconn
+        return max(1, self._maxconn * self._ramp_percent() // 100)
 
     @property
     def has_free_slot(self) -> bool:
         """True when a new connection may start here now (not full, nobody queued)."""
-        return not self.maxconn or (not self.queued and self.served < self.dynamic_maxconn)
+        return not self._maxconn or (not self.queued and self._served < self.dynamic_maxconn)
 
     @property
     def status(self) -> str:
@@ -441,8 +463,8 @@ class Server:
         offset = self._port_offset if port_offset is None else port_offset
         if port is not None and not offset and not 0 <= port <= 65535:
             raise ServerStateError(f"server {self.name}: port {port} out of range")
-        with self._change(f"address {self.host}:{self.port} -> {host}:{port}"):
-            self.host, self.port, self._port_offset = host, port, offset
+        with self._change(f"address {self._host}:{self._port} -> {host}:{port}"):
+            self._host, self._port, self._port_offset = host, port, offset
 
     def set_puid(self, puid: int) -> None:
         """The server's number in its backend (``id``, or its place in the file), which
@@ -505,8 +527,8 @@ class Server:
         """Change ``maxconn`` at runtime (0 = unlimited); a raise may start queued clients."""
         if maxconn < 0:
             raise ServerStateError(f"server {self.name}: maxconn must be >= 0")
-        with self._change(f"maxconn {self.maxconn} -> {maxconn}"):
-            self.maxconn = maxconn
+        with self._change(f"maxconn {self._maxconn} -> {maxconn}"):
+            self._maxconn = maxconn
 
     def set_admin(self, state: str) -> None:
         """``ready`` clears maintenance (forced and configured) and drain; ``drain`` and
@@ -550,18 +572,18 @@ class Server:
 
     def take_slot(self) -> None:
         """A connection was assigned here (pool only): served, stot, smax, lbtot, lastsess."""
-        self.served += 1
+        self._served += 1
         c = self.counters
         c.cum_sessions += 1
         c.lbtot += 1
-        c.max_sessions = max(c.max_sessions, self.served)
+        c.max_sessions = max(c.max_sessions, self._served)
         c.last_session = self._clock.seconds()
 
     def release_slot(self) -> None:
         """A connection on this server ended (pool only)."""
-        if self.served <= 0:
+        if self._served <= 0:
             raise ServerStateError(f"server {self.name}: release without a connection")
-        self.served -= 1
+        self._served -= 1
 
     def stop(self) -> None:
         """Cancel the slowstart timer (the server is being removed or the pool stops)."""

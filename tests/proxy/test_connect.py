@@ -193,8 +193,7 @@ def test_no_usable_server_is_NOSRV_SC() -> None:
 def test_server_without_address_uses_client_destination() -> None:
     """``server x :21051`` connects to the client's destination IP; no port means its port."""
     c = Case(("x",))
-    c.servers[0].host = ""
-    c.servers[0].port = None
+    c.servers[0].set_address("", None)
     c.session.start()
     host, port, _, _ = c.dialer.attempts[0]
     assert (host, port) == ("127.0.0.1", 5000)

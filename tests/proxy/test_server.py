@@ -49,7 +49,21 @@ def test_runtime_maint_and_drain_flags_match_show_servers_state() -> None:
 
 
 @pytest.mark.parametrize(
-    "field", ["weight", "queued", "backup", "maxqueue", "agent_down", "agent_drain", "op"]
+    "field",
+    [
+        "host",
+        "port",
+        "maxconn",
+        "served",
+        "weight",
+        "queued",
+        "backup",
+        "maxqueue",
+        "agent_down",
+        "agent_drain",
+        "op",
+        "puid",
+    ],
 )
 def test_state_fields_are_read_only(field: str) -> None:
     """Only the Server's methods change its state: its fields cannot be assigned."""
