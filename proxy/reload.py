@@ -299,10 +299,10 @@ def _plan_backend(
         takes_over = before is None
         if before is None:
             before = running.dynamic[(proxy.name, s.name)]
+        params = proxy.server_params(s)
+        edit = ServerEdit(s.name, params.id or index, takes_over=takes_over)
         address = (builder.address(s.host), s.port, s.port_offset)
-        edit = _edit(current, old.server_params(before), proxy.server_params(s), address)
-        edit.puid = proxy.server_params(s).id or index
-        edit.takes_over = takes_over
+        _find_edits(edit, current, old.server_params(before), params, address)
         change.servers_edited.append(edit)
         rebuild = rebuild or edit.backup is not None
     algorithm_changed = (
@@ -316,10 +316,11 @@ def _plan_backend(
     return change
 
 
-def _edit(server: Server, old: Any, new: Any, address: tuple[str, int | None, bool]) -> ServerEdit:
-    """What changed in the file's line of ``server`` (``old`` and ``new`` are its
-    resolved parameters before and after)."""
-    edit = ServerEdit(server.name, server.puid)
+def _find_edits(
+    edit: ServerEdit, server: Server, old: Any, new: Any, address: tuple[str, int | None, bool]
+) -> None:
+    """Fill ``edit`` with what changed in the file's line of ``server`` (``old`` and
+    ``new`` are its resolved parameters before and after)."""
     if (server.host, server.port, server.port_offset) != address:
         edit.address = address
     old_weight = 1 if old.weight is None else old.weight
@@ -336,7 +337,6 @@ def _edit(server: Server, old: Any, new: Any, address: tuple[str, int | None, bo
         edit.admin = "maint" if new.disabled else "ready"
     if server.backup != bool(new.backup):
         edit.backup = bool(new.backup)  # the algorithm is rebuilt
-    return edit
 
 
 def _plan_frontends(running: Running, new: Config, plan: ReloadPlan) -> None:

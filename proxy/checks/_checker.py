@@ -361,14 +361,14 @@ class ServerChecker:
         if reply.maxconn is not None:
             server.set_maxconn(reply.maxconn)
         if reply.admin == "drain":
-            self.server.set_agent_flags(drain=True)
+            server.set_agent_flags(drain=True)
             self._agent_set_maint = False
             server.set_admin("drain")
         elif reply.admin == "maint":
             self._agent_set_maint = True
             server.set_admin("maint")
         elif reply.admin == "ready":
-            self.server.set_agent_flags(drain=False)
+            server.set_agent_flags(drain=False)
             self._agent_set_maint = False
             server.set_admin("ready")
         if reply.health is not None:
@@ -377,16 +377,16 @@ class ServerChecker:
             if reply.health == "up":
                 self.last_agent = CheckResult(CheckStatus.L7OK, via, 0, duration)
                 if self.unproven and server.op is OpState.DOWN and not server.admin.maint:
-                    self.server.set_agent_flags(down=False)
+                    server.set_agent_flags(down=False)
                     self._mark_up(_describe(self.last_agent))
-                elif self.server.agent_down:
-                    self.server.set_agent_flags(down=False)
+                elif server.agent_down:
+                    server.set_agent_flags(down=False)
                     if self.health.up or not self.enabled:
                         self._mark_up(_describe(self.last_agent))
             else:
                 self.last_agent = CheckResult(CheckStatus.L7STS, via, 0, duration)
-                if not self.server.agent_down:
-                    self.server.set_agent_flags(down=True)
+                if not server.agent_down:
+                    server.set_agent_flags(down=True)
                     if server.op is not OpState.DOWN:
                         self._mark_down(_describe(self.last_agent))
         else:
@@ -405,12 +405,12 @@ class ServerChecker:
             self.agent_enabled and self.agent is not None
         )
         if leaving_maint and self.unproven and checked:
-            self.server.set_agent_flags(down=False)  # DOWN until a check or the agent says up
+            server.set_agent_flags(down=False)  # DOWN until a check or the agent says up
         elif leaving_maint:
             # leaving maintenance: UP at health == rise, the next check decides (spec 2.4)
             self.unproven = False
             self.health.restart()
-            self.server.set_agent_flags(down=False)
+            server.set_agent_flags(down=False)
             if server.op is OpState.DOWN:
                 self._quiet += 1
                 try:
@@ -418,7 +418,7 @@ class ServerChecker:
                 finally:
                     self._quiet -= 1
         if not server.admin.drain:
-            self.server.set_agent_flags(drain=False)
+            server.set_agent_flags(drain=False)
         if entering_maint and change.old_op is not OpState.DOWN:
             server.counters.chkdown += 1  # HAProxy counts going to maintenance as a DOWN
         if change.was_usable and not any(s.usable for s in self.pool.servers):
@@ -538,7 +538,7 @@ class ServerChecker:
         server = self.server
         if server.admin.maint:
             return "MAINT"
-        if self.server.agent_down and self.agent_enabled:
+        if server.agent_down and self.agent_enabled:
             return "DOWN (agent)"
         if self.settings is None or not self.enabled:
             if server.op is OpState.DOWN:
@@ -550,7 +550,7 @@ class ServerChecker:
         if server.admin.drain:
             # HAProxy 2.6 tags any drain "(agent)" while an agent check runs (measured).
             agent_on = self.agent is not None and self.agent_enabled
-            return "DRAIN (agent)" if agent_on or self.server.agent_drain else "DRAIN" + progress
+            return "DRAIN (agent)" if agent_on or server.agent_drain else "DRAIN" + progress
         return "UP" + progress
 
     @property
